@@ -133,7 +133,7 @@ def _check_cosines(a, name="a"):
     arr = np.asarray(a)
     if arr.dtype.kind not in "biuf":
         raise ValueError(f"{name} must be numeric; got dtype {arr.dtype}.")
-    arr = np.ascontiguousarray(arr, dtype=np.float64)
+    arr = np.array(arr, dtype=np.float64, order="C")  # a copy; keeps 0-d shapes (ascontiguousarray would not)
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{name} contains NaN or inf; cosines must be finite numbers in [-1, 1].")
     # Allow a few ulps of rounding outside [-1, 1] (cosines computed as ratios); reject genuine mistakes.
