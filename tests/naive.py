@@ -38,3 +38,136 @@ def fc_ntk_naive(x, y, depth, nngp=False):
 
 def fc_ntk_matrix_naive(X1, X2, depth, nngp=False):
     return np.array([[fc_ntk_naive(x, y, depth, nngp) for y in X2] for x in X1])
+
+
+# --------------------------------------------------------------------------------------------------- sketches
+# Each reference takes the random tables drawn by the fast module and applies them with explicit matrices
+# (scipy.linalg.hadamard) or plain loops, following spec section 4 literally.
+def countsketch_matrix_naive(indices, signs, m):
+    """Dense (m, d) OSNAP matrix: column i has signs[i, k] at row indices[i, k]."""
+    d, s = indices.shape
+    S = np.zeros((m, d))
+    for i in range(d):
+        for k in range(s):
+            S[indices[i, k], i] += signs[i, k]
+    return S
+
+
+def srht_naive(signs, rows, scale, n_pad, x):
+    """scale * (Hu E pad(x))[rows] with the +-1 Sylvester matrix Hu of order n_pad."""
+    import scipy.linalg
+
+    z = np.zeros(n_pad)
+    z[: len(x)] = signs * np.asarray(x, dtype=float)
+    return scale * (scipy.linalg.hadamard(n_pad) @ z)[rows]
+
+
+def tensor_srht_naive(signs1, signs2, rows1, rows2, scale, n_pad1, n_pad2, x, y):
+    """S(x (x) y) = scale * (Hu D1 x)[rows1] o (Hu D2 y)[rows2] (spec section 4, unnormalised Hu)."""
+    a = srht_naive(signs1, rows1, 1.0, n_pad1, x)
+    b = srht_naive(signs2, rows2, 1.0, n_pad2, y)
+    return scale * a * b
+
+
+def polysketch_naive(tables, leaf_fn, x, degree_l):
+    """Q^p (x^(l) (x) e1^(q-l)) by explicit recursion over the whole binary tree (no sharing).
+
+    ``leaf_fn(j, x)`` applies the base sketch of leaf j to x; e1 leaves use ``tables.leaf_e1[j]``.
+    """
+    q = tables.n_leaves
+
+    def node(t, j):
+        if t == 0:
+            return leaf_fn(j, x) if j < degree_l else tables.leaf_e1[j]
+        k = (q - (q >> (t - 1))) + j  # internal nodes are numbered level by level, left to right
+        left = node(t - 1, 2 * j)
+        right = node(t - 1, 2 * j + 1)
+        return tensor_srht_naive(tables.node_signs1[k], tables.node_signs2[k], tables.node_rows1[k],
+                                 tables.node_rows2[k], tables.node_scale, tables.node_n_pad, tables.node_n_pad,
+                                 left, right)
+
+    return node(tables.n_levels, 0)
+
+
+# ------------------------------------------------------------------------------------------------ cntk_exact
+CNTK_SNAP = 2.0 ** -46  # correlations this close to +-1 are rounded to +-1 (ntk_sketch.cntk_exact docstring)
+
+
+def polynomial_naive(coefficients):
+    """The function a -> sum_l c_l a^l, by explicit powers."""
+    c = [float(v) for v in coefficients]
+    return lambda a: sum(cl * a ** l for l, cl in enumerate(c))
+
+
+def cntk_naive(x, y, depth, q, padding="valid", fix_first=True, fix_last=True, k0=k0_naive, k1=k1_naive):
+    """Spec section 3 verbatim for one pair of images x, y of shape (H, W, C): full 4-d arrays, loops over u."""
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    offsets = list(range(q)) if padding == "valid" else list(range(-(q - 1) // 2, (q - 1) // 2 + 1))
+
+    def out_size(n):
+        return n - q + 1 if padding == "valid" else n
+
+    def patch_sum_4d(G, scale):
+        """S[p, p'] = scale * sum_u G[p+u, p'+u], zero outside the image."""
+        h, w = G.shape[0], G.shape[1]
+        ho, wo = out_size(h), out_size(w)
+        S = np.zeros((ho, wo, ho, wo))
+        for i in range(ho):
+            for j in range(wo):
+                for k in range(ho):
+                    for l in range(wo):
+                        s = 0.0
+                        for a in offsets:
+                            for b in offsets:
+                                if 0 <= i + a < h and 0 <= k + a < h and 0 <= j + b < w and 0 <= l + b < w:
+                                    s += G[i + a, j + b, k + a, l + b]
+                        S[i, j, k, l] = scale * s
+        return S
+
+    def patch_sum_2d(N, scale):
+        h, w = N.shape
+        ho, wo = out_size(h), out_size(w)
+        out = np.zeros((ho, wo))
+        for i in range(ho):
+            for j in range(wo):
+                s = 0.0
+                for a in offsets:
+                    for b in offsets:
+                        if 0 <= i + a < h and 0 <= j + b < w:
+                            s += N[i + a, j + b]
+                out[i, j] = scale * s
+        return out
+
+    H, W, _ = x.shape
+    G0 = np.zeros((H, W, H, W))
+    for i in range(H):
+        for j in range(W):
+            for k in range(H):
+                for l in range(W):
+                    G0[i, j, k, l] = float(np.dot(x[i, j], y[k, l]))
+    S = patch_sum_4d(G0, 1.0)
+    Nx = patch_sum_2d((x * x).sum(axis=2), 1.0)
+    Ny = patch_sum_2d((y * y).sum(axis=2), 1.0)
+    P = np.zeros_like(S) if fix_first else S.copy()
+    inv_q2 = 1.0 / (q * q)
+    for h in range(1, depth + 1):
+        G = np.zeros_like(S)
+        Gd = np.zeros_like(S)
+        for idx in np.ndindex(*S.shape):
+            nn = Nx[idx[0], idx[1]] * Ny[idx[2], idx[3]]
+            if nn > 0.0:  # a zero patch contributes nothing (G = 0, and P = 0 there too)
+                r = min(max(S[idx] / math.sqrt(nn), -1.0), 1.0)
+                r = 1.0 if r > 1.0 - CNTK_SNAP else (-1.0 if r < -1.0 + CNTK_SNAP else r)
+                G[idx] = math.sqrt(nn) * k1(r)
+                Gd[idx] = k0(r)
+        if h < depth:
+            S, P = patch_sum_4d(G, inv_q2), patch_sum_4d(P * Gd + G, inv_q2)
+            Nx, Ny = patch_sum_2d(Nx, inv_q2), patch_sum_2d(Ny, inv_q2)
+        else:
+            last = P * Gd if fix_last else P * Gd + G
+            return inv_q2 * float(last.sum()) / (S.shape[0] * S.shape[1]) ** 2
+
+
+def cntk_matrix_naive(X1, X2, depth, q, padding="valid", fix_first=True, fix_last=True, k0=k0_naive, k1=k1_naive):
+    return np.array([[cntk_naive(x, y, depth, q, padding, fix_first, fix_last, k0, k1) for y in X2] for x in X1])
