@@ -1,0 +1,323 @@
+"""Tests of ntk_sketch.ridge: exact solves against scipy, streaming = in-memory, the validation split, kernel ridge."""
+import numpy as np
+import pytest
+import scipy.linalg
+from hypothesis import given, strategies as st
+
+from ntk_sketch.ridge import (
+    KernelRidgeClassifier,
+    KernelRidgeRegressor,
+    RidgeClassifier,
+    RidgeRegressor,
+    default_relative_lambdas,
+)
+
+
+def _regression_data(seed, n=120, d=8, k=None, noise=0.3, shift=2.0):
+    rng = np.random.default_rng(seed)
+    F = rng.standard_normal((n, d))
+    w = rng.standard_normal((d,) if k is None else (d, k))
+    y = F @ w + noise * rng.standard_normal((n,) + w.shape[1:]) + shift
+    return F, y
+
+
+def _classification_data(seed, n=150, d=6, C=3):
+    rng = np.random.default_rng(seed)
+    F = rng.standard_normal((n, d))
+    centres = 2.0 * rng.standard_normal((C, d))
+    labels = rng.integers(0, C, n)
+    return F + centres[labels], labels
+
+
+def _linear_kernel(A, B):
+    return A @ B.T
+
+
+def _rbf(A, B, gamma=0.3):
+    sq = (A**2).sum(1)[:, None] + (B**2).sum(1)[None, :] - 2 * A @ B.T
+    return np.exp(-gamma * np.maximum(sq, 0))
+
+
+# ------------------------------------------------------------------------------------------- exact solves
+def test_fixed_lambda_matches_scipy_solve_no_intercept():
+    F, y = _regression_data(0)
+    lam = 3.7
+    model = RidgeRegressor(lam, fit_intercept=False).fit(F, y)
+    expected = scipy.linalg.solve(F.T @ F + lam * np.eye(F.shape[1]), F.T @ y)
+    np.testing.assert_allclose(model.coef_, expected, rtol=1e-10, atol=1e-12)
+    assert model.intercept_ == 0.0
+    assert model.validation_scores_ is None and model.n_train_ == F.shape[0]
+
+
+def test_fixed_lambda_with_intercept_matches_augmented_solve():
+    # Unpenalised intercept: solve the augmented system with a zero penalty on the constant column.
+    F, y = _regression_data(1)
+    lam = 0.9
+    A = np.hstack([F, np.ones((F.shape[0], 1))])
+    P = lam * np.eye(A.shape[1])
+    P[-1, -1] = 0.0
+    sol = scipy.linalg.solve(A.T @ A + P, A.T @ y)
+    model = RidgeRegressor(lam).fit(F, y)
+    np.testing.assert_allclose(model.coef_, sol[:-1], rtol=1e-9, atol=1e-11)
+    np.testing.assert_allclose(model.intercept_, sol[-1], rtol=1e-9)
+
+
+def test_multi_output_and_float32_features_accumulate_in_float64():
+    F, y = _regression_data(2, k=3)
+    lam = 0.5
+    m64 = RidgeRegressor(lam, fit_intercept=False).fit(F.astype(np.float32), y)
+    F32 = F.astype(np.float32).astype(np.float64)
+    expected = scipy.linalg.solve(F32.T @ F32 + lam * np.eye(F.shape[1]), F32.T @ y)
+    np.testing.assert_allclose(m64.coef_, expected, rtol=1e-10, atol=1e-12)
+    assert m64.coef_.dtype == np.float64 and m64.predict(F).shape == y.shape
+
+
+def test_classifier_targets_one_hot_minus_one_over_C():
+    F, labels = _classification_data(3)
+    lam = 1.3
+    model = RidgeClassifier(lam).fit(F, labels)
+    Y = np.eye(3)[labels] - 1.0 / 3
+    expected = scipy.linalg.solve(F.T @ F + lam * np.eye(F.shape[1]), F.T @ Y)
+    np.testing.assert_allclose(model.coef_, expected, rtol=1e-10, atol=1e-12)
+    np.testing.assert_array_equal(model.predict(F), np.argmax(F @ expected, axis=1))
+    assert model.score(F, labels) == np.mean(model.predict(F) == labels)
+
+
+def test_string_labels_are_supported():
+    F, labels = _classification_data(4)
+    names = np.array(["cat", "dog", "emu"])[labels]
+    a = RidgeClassifier(seed=1).fit(F, labels)
+    b = RidgeClassifier(seed=1).fit(F, names)
+    np.testing.assert_array_equal(b.classes_, ["cat", "dog", "emu"])
+    np.testing.assert_array_equal(np.array(["cat", "dog", "emu"])[a.predict(F)], b.predict(F))
+
+
+# ------------------------------------------------------------------------------------- lambda selection
+def _brute_force_selection(F, Y, val, lambdas, fit_intercept, score):
+    """Fit on the rows not in val with lam * n_part / n by scipy.solve, score on val; the obvious way."""
+    n = F.shape[0]
+    Ft, Yt = F[~val], Y[~val]
+    out = []
+    for lam in lambdas:
+        lp = lam * Ft.shape[0] / n
+        if fit_intercept:
+            mf, my = Ft.mean(0), Yt.mean(0)
+            W = scipy.linalg.solve((Ft - mf).T @ (Ft - mf) + lp * np.eye(F.shape[1]), (Ft - mf).T @ (Yt - my))
+            b = my - mf @ W
+        else:
+            W = scipy.linalg.solve(Ft.T @ Ft + lp * np.eye(F.shape[1]), Ft.T @ Yt)
+            b = 0.0
+        out.append(score(F[val] @ W + b, Y[val]))
+    return np.array(out)
+
+
+@pytest.mark.parametrize("fit_intercept", [True, False])
+def test_grid_from_one_eigendecomposition_matches_brute_force(fit_intercept):
+    F, y = _regression_data(5, n=90, d=12)
+    lambdas = np.logspace(-3, 3, 9)
+    model = RidgeRegressor(lambdas, validation_fraction=0.3, seed=11, fit_intercept=fit_intercept).fit(F, y)
+    val = np.random.default_rng(11).random(F.shape[0]) < 0.3
+    assert model.n_validation_ == val.sum()
+
+    def r2(p, t):
+        return 1 - np.sum((p - t) ** 2) / np.sum((t - t.mean()) ** 2)
+
+    expected = _brute_force_selection(F, y, val, lambdas, fit_intercept, r2)
+    np.testing.assert_allclose(model.validation_scores_, expected, rtol=1e-9, atol=1e-12)
+    assert model.best_lambda_ == lambdas[np.argmax(expected)]
+
+
+def test_classifier_accuracy_selection_matches_brute_force():
+    F, labels = _classification_data(6, n=200)
+    lambdas = np.logspace(-2, 4, 7)
+    model = RidgeClassifier(lambdas, seed=3).fit(F, labels)
+    val = np.random.default_rng(3).random(F.shape[0]) < 0.2
+    Y = np.eye(3)[labels] - 1 / 3
+    acc = _brute_force_selection(F, Y, val, lambdas, False, lambda p, t: np.mean(p.argmax(1) == t.argmax(1)))
+    sq = _brute_force_selection(F, Y, val, lambdas, False, lambda p, t: np.sum((p - t) ** 2))
+    np.testing.assert_allclose(model.validation_scores_, acc)
+    np.testing.assert_allclose(model.validation_squared_errors_ * val.sum(), sq, rtol=1e-9)
+    best = np.lexsort((-lambdas, sq, -acc))[0]
+    assert model.best_lambda_ == lambdas[best]
+    assert model.selection_ == "accuracy"
+
+
+def test_lambda_is_on_the_full_training_scale():
+    # The model fitted on the training part for a grid value lam uses the penalty lam * n_part / n (same
+    # regularisation per sample as lam on the full set): check the score of one grid value against that formula.
+    F, y = _regression_data(7, n=100, d=5)
+    lam = 10.0
+    model = RidgeRegressor([lam, 1e6], validation_fraction=0.5, seed=0, fit_intercept=False).fit(F, y)
+    val = np.random.default_rng(0).random(100) < 0.5
+    n_part = (~val).sum()
+    W = scipy.linalg.solve(F[~val].T @ F[~val] + lam * n_part / 100 * np.eye(5), F[~val].T @ y[~val])
+    r2 = 1 - np.sum((F[val] @ W - y[val]) ** 2) / np.sum((y[val] - y[val].mean()) ** 2)
+    assert model.validation_scores_[0] == pytest.approx(r2, rel=1e-10)
+
+
+def test_default_grid_is_relative_to_trace():
+    F, y = _regression_data(8)
+    model = RidgeRegressor(fit_intercept=False).fit(F, y)
+    np.testing.assert_allclose(model.lambdas_, np.trace(F.T @ F) * default_relative_lambdas())
+    assert model.best_lambda_ in model.lambdas_
+    scaled = RidgeRegressor(fit_intercept=False).fit(10 * F, y)
+    # Scaling the features by 10 scales the grid by 100 and picks the matching lambda.
+    assert scaled.best_lambda_ == pytest.approx(100 * model.best_lambda_)
+
+
+def test_selection_never_reads_test_data():
+    # The fit only sees the training set; predictions on a test set are a pure function of the fitted model.
+    F, y = _regression_data(9, n=150)
+    Ftr, ytr = F[:100], y[:100]
+    m1 = RidgeRegressor(seed=4).fit(Ftr, ytr)
+    before = (m1.best_lambda_, m1.coef_.copy())
+    m1.score(F[100:], y[100:] + 1000.0)   # adversarial test targets
+    assert (m1.best_lambda_, ) == before[:1]
+    np.testing.assert_array_equal(m1.coef_, before[1])
+    # and corrupting the test rows cannot change what fit chose
+    m2 = RidgeRegressor(seed=4).fit(Ftr, ytr)
+    assert m2.best_lambda_ == m1.best_lambda_
+
+
+# ---------------------------------------------------------------------------------------------- streaming
+@given(seed=st.integers(0, 2**32 - 1), sizes=st.lists(st.integers(0, 40), min_size=1, max_size=8))
+def test_streaming_equals_in_memory_regression(seed, sizes):
+    n = sum(sizes)
+    if n < 20:
+        sizes = sizes + [20]
+        n += 20
+    F, y = _regression_data(seed % 1000, n=n, d=5)
+    bounds = np.cumsum([0] + sizes)
+    chunks = [(F[a:b], y[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
+    mem = RidgeRegressor(validation_fraction=0.3, seed=seed).fit(F, y)
+    stream = RidgeRegressor(validation_fraction=0.3, seed=seed).fit_stream(iter(chunks))
+    assert stream.n_validation_ == mem.n_validation_
+    np.testing.assert_allclose(stream.validation_scores_, mem.validation_scores_, rtol=1e-8, atol=1e-10)
+    # the grid scales with trace(F^T F), whose float sum depends on the chunking: equal up to rounding
+    assert stream.best_lambda_ == pytest.approx(mem.best_lambda_, rel=1e-12)
+    np.testing.assert_allclose(stream.coef_, mem.coef_, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(stream.intercept_, mem.intercept_, rtol=1e-8, atol=1e-10)
+
+
+@pytest.mark.parametrize("selection", ["auto", "squared_error"])
+def test_streaming_equals_in_memory_classifier(selection):
+    F, labels = _classification_data(10, n=230)
+    chunks = [(F[i:i + 31], labels[i:i + 31]) for i in range(0, 230, 31)]
+    mem = RidgeClassifier(seed=2, selection=selection).fit(F, labels)
+    two_pass = RidgeClassifier(seed=2, selection=selection).fit_stream(lambda: iter(chunks))
+    assert two_pass.selection_ == mem.selection_
+    np.testing.assert_allclose(two_pass.validation_scores_, mem.validation_scores_, rtol=1e-9, atol=1e-12)
+    assert two_pass.best_lambda_ == pytest.approx(mem.best_lambda_, rel=1e-12)
+    np.testing.assert_allclose(two_pass.coef_, mem.coef_, rtol=1e-8, atol=1e-10)
+    np.testing.assert_array_equal(two_pass.predict(F), mem.predict(F))
+
+
+def test_single_pass_classifier_stream_uses_squared_error_and_partial_fit_agrees():
+    F, labels = _classification_data(11, n=200)
+    chunks = [(F[i:i + 50], labels[i:i + 50]) for i in range(0, 200, 50)]
+    one = RidgeClassifier(seed=5).fit_stream(iter(chunks))
+    assert one.selection_ == "squared_error"
+    ref = RidgeClassifier(seed=5, selection="squared_error").fit(F, labels)
+    assert one.best_lambda_ == pytest.approx(ref.best_lambda_, rel=1e-12)
+    pf = RidgeClassifier(seed=5)
+    for Fc, yc in chunks:
+        pf.partial_fit(Fc, yc)
+    pf.finalize()
+    np.testing.assert_allclose(pf.coef_, one.coef_, rtol=1e-10, atol=1e-12)
+    with pytest.raises(ValueError, match="accuracy"):
+        RidgeClassifier(selection="accuracy").fit_stream(iter(chunks))
+
+
+def test_classes_missing_from_some_chunks_are_accumulated():
+    F, labels = _classification_data(12, n=120)
+    order = np.argsort(labels, kind="stable")   # chunks sorted by class: each chunk sees one or two classes
+    F, labels = F[order], labels[order]
+    chunks = [(F[i:i + 20], labels[i:i + 20]) for i in range(0, 120, 20)]
+    a = RidgeClassifier(1.0).fit_stream(iter(chunks))
+    b = RidgeClassifier(1.0).fit(F, labels)
+    np.testing.assert_allclose(a.coef_, b.coef_, rtol=1e-10, atol=1e-12)
+
+
+def test_second_pass_must_repeat_the_stream():
+    F, labels = _classification_data(13, n=100)
+    calls = {"n": 0}
+
+    def stream():
+        calls["n"] += 1
+        step = 25 if calls["n"] == 1 else 20
+        return iter([(F[i:i + step], labels[i:i + step]) for i in range(0, 100, step)])
+
+    with pytest.raises(ValueError, match="second pass"):
+        RidgeClassifier().fit_stream(stream)
+
+
+# ------------------------------------------------------------------------------------------- kernel ridge
+@pytest.mark.parametrize("fit_intercept", [True, False])
+def test_kernel_ridge_with_linear_kernel_equals_feature_ridge(fit_intercept):
+    F, y = _regression_data(14, n=80, d=6)
+    a = RidgeRegressor(seed=3, fit_intercept=fit_intercept).fit(F, y)
+    b = KernelRidgeRegressor(_linear_kernel, seed=3, fit_intercept=fit_intercept).fit(F, y)
+    np.testing.assert_allclose(b.lambdas_, a.lambdas_, rtol=1e-10)
+    np.testing.assert_allclose(b.validation_scores_, a.validation_scores_, rtol=1e-7, atol=1e-9)
+    assert a.best_lambda_ == pytest.approx(b.best_lambda_, rel=1e-12)
+    Ftest = np.random.default_rng(0).standard_normal((30, 6))
+    np.testing.assert_allclose(b.predict(Ftest), a.predict(Ftest), rtol=1e-7, atol=1e-7)
+
+
+def test_kernel_ridge_fixed_lambda_matches_scipy_and_precomputed():
+    rng = np.random.default_rng(15)
+    X, Xt = rng.standard_normal((60, 3)), rng.standard_normal((10, 3))
+    y = np.sin(X[:, 0]) + X[:, 1]
+    lam = 0.1
+    K = _rbf(X, X)
+    alpha = scipy.linalg.solve(K + lam * np.eye(60), y)
+    m = KernelRidgeRegressor(_rbf, lam, fit_intercept=False).fit(X, y)
+    np.testing.assert_allclose(m.predict(Xt), _rbf(Xt, X) @ alpha, rtol=1e-10, atol=1e-12)
+    p = KernelRidgeRegressor("precomputed", lam, fit_intercept=False).fit(K, y)
+    np.testing.assert_allclose(p.predict(_rbf(Xt, X)), m.predict(Xt), rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match="precomputed"):
+        p.predict(_rbf(Xt, X[:5]))
+
+
+def test_kernel_ridge_classifier():
+    F, labels = _classification_data(16, n=150)
+    m = KernelRidgeClassifier(_rbf, seed=0).fit(F, labels)
+    assert m.score(F, labels) > 0.9   # well-separated Gaussian blobs; deterministic data
+    lin = KernelRidgeClassifier(_linear_kernel, seed=8).fit(F, labels)
+    feat = RidgeClassifier(seed=8).fit(F, labels)
+    assert lin.best_lambda_ == pytest.approx(feat.best_lambda_, rel=1e-12)
+    np.testing.assert_allclose(lin.validation_scores_, feat.validation_scores_)
+
+
+# ------------------------------------------------------------------------------------------------ errors
+def test_clear_errors():
+    F, y = _regression_data(17, n=40)
+    with pytest.raises(ValueError, match="rows"):
+        RidgeRegressor().fit(F, y[:-1])
+    with pytest.raises(ValueError, match="NaN"):
+        RidgeRegressor().fit(F, np.where(np.arange(40) == 3, np.nan, y))
+    with pytest.raises(ValueError, match="NaN"):
+        RidgeRegressor().fit(np.where(np.arange(40)[:, None] == 3, np.nan, F), y)
+    with pytest.raises(ValueError, match="single class"):
+        RidgeClassifier().fit(F, np.zeros(40, int))
+    with pytest.raises(ValueError, match="single class"):
+        KernelRidgeClassifier(_linear_kernel).fit(F, np.ones(40, int))
+    with pytest.raises(ValueError, match="NaN"):
+        RidgeClassifier().fit(F, np.where(np.arange(40) == 3, np.nan, 1.0 * (y > 2)))
+    with pytest.raises(ValueError, match="lambdas"):
+        RidgeRegressor([1.0, -1.0]).fit(F, y)
+    with pytest.raises(ValueError, match="validation_fraction"):
+        RidgeRegressor(validation_fraction=1.0).fit(F, y)
+    with pytest.raises(ValueError, match="not fitted"):
+        RidgeRegressor().predict(F)
+    m = RidgeRegressor().fit(F, y)
+    with pytest.raises(ValueError, match="features"):
+        m.predict(F[:, :3])
+    with pytest.raises(ValueError, match="earlier chunks"):
+        RidgeRegressor().fit_stream([(F[:20], y[:20]), (F[20:, :3], y[20:])])
+    with pytest.raises(ValueError, match="validation split"):
+        RidgeRegressor(validation_fraction=0.01, seed=0).fit(F[:3], y[:3])
+    with pytest.raises(ValueError, match="no data"):
+        RidgeRegressor().finalize()
+    with pytest.raises(ValueError, match="kernel returned"):
+        KernelRidgeRegressor(lambda a, b: a @ b.T[:, :2]).fit(F, y)
