@@ -56,52 +56,57 @@ def _recursion_row(a, k_out, s_buf, depth, want_ntk):
 
 
 @numba.njit(cache=True, parallel=True)
-def _kernel_from_inner_products(G, sq1, sq2, depth, want_ntk):
-    """Overwrite G[i, j] = <x_i, y_j> with |x_i||y_j| K_L(cos angle); zero rows give 0 (never NaN)."""
+def _kernel_from_inner_products(G, norm1, norm2, depth, want_ntk):
+    """Overwrite G[i, j] = <x_i, y_j> with |x_i||y_j| K_L(cos angle)."""
     n1, n2 = G.shape
     for i in prange(n1):
         a = np.empty(n2)
         s = np.empty(n2)
         k = np.empty(n2)
-        row = G[i]
         for j in range(n2):
-            # a = <x,y> / sqrt(|x|^2 |y|^2): for x = y this is exactly 1, since sqrt(fl(t*t)) = t.
-            nrm = np.sqrt(sq1[i] * sq2[j])
-            a[j] = row[j] / nrm if nrm > 0.0 else 0.0
+            # one division by |x||y|: fewer roundings than multiplying by two inverse norms, which matters at
+            # a = +-1 where K_L has a square-root singularity
+            nn = norm1[i] * norm2[j]
+            a[j] = G[i, j] / nn if nn > 0.0 else 0.0
         _recursion_row(a, k, s, depth, want_ntk)
         for j in range(n2):
-            nrm = np.sqrt(sq1[i] * sq2[j])
-            row[j] = nrm * k[j] if nrm > 0.0 else 0.0
+            G[i, j] = k[j] * norm1[i] * norm2[j]
 
 
 @numba.njit(cache=True, inline="always")
-def _gram_row(G, sq, i, depth, want_ntk, a, s, k):
-    """Lower-triangle part (j <= i) of row i of a Gram matrix."""
+def _gram_row(G, norm, i, depth, want_ntk, a, s, k):
+    """Lower-triangle part (j <= i) of row i of a Gram matrix; the diagonal cosine is set to exactly 1."""
     m = i + 1
     for j in range(m):
-        nrm = np.sqrt(sq[i] * sq[j])
-        a[j] = G[i, j] / nrm if nrm > 0.0 else 0.0
+        nn = norm[i] * norm[j]
+        a[j] = G[i, j] / nn if nn > 0.0 else 0.0
+    if norm[i] > 0.0:
+        a[i] = 1.0  # K_L(1) = L + 1 exactly; avoids the square-root sensitivity of arccos at 1 to a rounded cosine
     _recursion_row(a[:m], k[:m], s[:m], depth, want_ntk)
     for j in range(m):
-        nrm = np.sqrt(sq[i] * sq[j])
-        G[i, j] = nrm * k[j] if nrm > 0.0 else 0.0
+        G[i, j] = k[j] * norm[i] * norm[j]
 
 
 @numba.njit(cache=True, parallel=True)
 def _gram_from_inner_products(G, sq, depth, want_ntk):
-    """Gram version: lower triangle computed, rows paired (r, n-1-r) to balance threads, then mirrored."""
+    """Gram version: lower triangle computed (rows paired (r, n-1-r) to balance threads), then mirrored."""
     n = G.shape[0]
+    norm = np.sqrt(sq)
     half = (n + 1) // 2
     for r in prange(half):
         a = np.empty(n)
         s = np.empty(n)
         k = np.empty(n)
-        _gram_row(G, sq, r, depth, want_ntk, a, s, k)
+        _gram_row(G, norm, r, depth, want_ntk, a, s, k)
         if n - 1 - r != r:
-            _gram_row(G, sq, n - 1 - r, depth, want_ntk, a, s, k)
-    for i in prange(n):
-        for j in range(i + 1, n):
-            G[i, j] = G[j, i]
+            _gram_row(G, norm, n - 1 - r, depth, want_ntk, a, s, k)
+    # mirror in 64 x 64 tiles so that the column-strided writes stay in cache
+    nb = (n + 63) // 64
+    for bi in prange(nb):
+        for bj in range(bi + 1):
+            for i in range(bi * 64, min(n, bi * 64 + 64)):
+                for j in range(bj * 64, min(i, bj * 64 + 64)):
+                    G[j, i] = G[i, j]
 
 
 @numba.njit(cache=True)
@@ -124,10 +129,10 @@ def _fc_kernel(X1, X2, depth, want_ntk):
         raise ValueError(
             f"X1 has {X1.shape[1]} features but X2 has {X2.shape[1]}; both must have the same number of columns."
         )
-    sq1 = np.einsum("ij,ij->i", X1, X1)
-    sq2 = np.einsum("ij,ij->i", X2, X2)
+    norm1 = np.sqrt(np.einsum("ij,ij->i", X1, X1))
+    norm2 = np.sqrt(np.einsum("ij,ij->i", X2, X2))  # a = <x,y> / (|x| |y|)
     G = np.ascontiguousarray(X1 @ X2.T)
-    _kernel_from_inner_products(G, sq1, sq2, depth, want_ntk)
+    _kernel_from_inner_products(G, norm1, norm2, depth, want_ntk)
     return G
 
 
