@@ -1,0 +1,183 @@
+"""CountSketch and OSNAP: sparse sign sketches applied in input-sparsity time (spec section 4).
+
+An OSNAP matrix ``S`` of shape (m, d) with ``s`` non-zeros per column hashes every input coordinate ``i`` to ``s``
+distinct rows ``h(i, 0..s-1)`` with independent random signs ``sigma(i, k)``, each entry ``sigma / sqrt(s)``;
+``s = 1`` is CountSketch (Charikar, Chen, Farach-Colton 2002).  We use the *block* construction of Kane & Nelson
+(2014): the m rows are cut into ``s`` contiguous blocks of (almost) equal size and ``h(i, k)`` is uniform in block
+``k``, so the ``s`` rows of a column are distinct by construction.  For every pair of coordinates the hashes and
+signs are independent, hence ``E[S^T S] = I`` and ``E <S x, S y> = <x, y>`` (the sign of coordinate i cancels
+against the sign of any other coordinate j != i, and the s entries of one column land in distinct rows).
+
+Applying ``S`` to ``x`` touches each non-zero of ``x`` ``s`` times: O(s nnz(x)), which is what makes PolySketch
+input-sparsity time when the leaves see a ``scipy.sparse`` CSR matrix (Ahle et al. 2020, Section 1.2).
+
+Random tables
+-------------
+``draw_countsketch(d, m, s, seed)`` returns :class:`CountSketchTables` with
+
+* ``indices`` : int64 array (d, s), ``indices[i, k]`` = row of the k-th non-zero of column i;
+* ``signs``   : float64 array (d, s), ``+-1/sqrt(s)`` (the OSNAP scaling is folded in).
+
+njit kernels (for other modules' njit loops)
+--------------------------------------------
+``_countsketch_dense(indices, signs, x, out)``
+    ``out[:] = S @ x`` for one dense vector ``x`` (d,); ``out`` (m,) is overwritten.
+``_countsketch_sparse(indices, signs, x_idx, x_val, out)``
+    Same for one sparse vector given by its column indices ``x_idx`` (int32/int64) and values ``x_val``
+    (e.g. one CSR row ``X.indices[a:b], X.data[a:b]``); cost O(s nnz).
+``_countsketch_dense_batch(indices, signs, X, out)`` / ``_countsketch_csr_batch(indices, signs, indptr,
+X_indices, X_data, out)``
+    Rows in parallel (``prange``); ``out`` (n, m) is overwritten.  Each row is computed by one thread in a fixed
+    order, so the result does not depend on the thread count.
+
+The kernels accept any ``out`` length ``M >= max(indices) + 1``; PolySketch exploits this by stacking the
+tables of its p independent leaves into one (d, p s) table whose indices point into a flattened (p, m) buffer.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numba
+import numpy as np
+import scipy.sparse as sp
+
+from ._validation import check_matrix, check_n_features, check_positive_int, check_random_state
+
+__all__ = ["CountSketchTables", "draw_countsketch", "CountSketch"]
+
+
+class CountSketchTables(NamedTuple):
+    """Random tables of one OSNAP / CountSketch matrix of shape (m, d) (see module docstring)."""
+
+    indices: np.ndarray  # int64 (d, s)
+    signs: np.ndarray  # float64 (d, s), +-1/sqrt(s)
+    m: int
+
+
+def draw_countsketch(d, m, s=1, seed=None) -> CountSketchTables:
+    """Draw the hash indices and signs of an (m, d) OSNAP matrix with ``s`` non-zeros per column.
+
+    Parameters
+    ----------
+    d : int
+        Input dimension.
+    m : int
+        Sketch dimension.
+    s : int, default 1
+        Non-zeros per column (``1 <= s <= m``); ``s = 1`` is CountSketch.
+    seed : None, int, SeedSequence or numpy.random.Generator
+        Source of randomness (see ``_validation.check_random_state``).
+
+    Returns
+    -------
+    CountSketchTables
+    """
+    d = check_positive_int(d, "d")
+    m = check_positive_int(m, "m")
+    s = check_positive_int(s, "s")
+    if s > m:
+        raise ValueError(f"s (non-zeros per column) must be <= m; got s={s}, m={m}. Use a smaller s.")
+    rng = check_random_state(seed)
+    # Block construction: block k holds rows [lo_k, hi_k); the s rows of a column are then distinct.
+    bounds = (np.arange(s + 1) * m) // s
+    lo = bounds[:-1]
+    width = np.diff(bounds)
+    u = rng.random((d, s))
+    indices = lo[None, :] + np.minimum((u * width[None, :]).astype(np.int64), width[None, :] - 1)
+    signs = (2.0 * rng.integers(0, 2, size=(d, s)) - 1.0) / np.sqrt(s)
+    return CountSketchTables(np.ascontiguousarray(indices, dtype=np.int64), np.ascontiguousarray(signs), m)
+
+
+# ------------------------------------------------------------------------------------------------ njit kernels
+@numba.njit(cache=True)
+def _countsketch_dense(indices, signs, x, out):
+    out[:] = 0.0
+    d, s = indices.shape
+    for i in range(d):
+        v = x[i]
+        if v != 0.0:
+            for k in range(s):
+                out[indices[i, k]] += signs[i, k] * v
+
+
+@numba.njit(cache=True)
+def _countsketch_sparse(indices, signs, x_idx, x_val, out):
+    out[:] = 0.0
+    s = indices.shape[1]
+    for a in range(x_idx.shape[0]):
+        i = x_idx[a]
+        v = x_val[a]
+        for k in range(s):
+            out[indices[i, k]] += signs[i, k] * v
+
+
+@numba.njit(cache=True, parallel=True)
+def _countsketch_dense_batch(indices, signs, X, out):
+    for r in numba.prange(X.shape[0]):
+        _countsketch_dense(indices, signs, X[r], out[r])
+
+
+@numba.njit(cache=True, parallel=True)
+def _countsketch_csr_batch(indices, signs, indptr, X_indices, X_data, out):
+    for r in numba.prange(out.shape[0]):
+        a = indptr[r]
+        b = indptr[r + 1]
+        _countsketch_sparse(indices, signs, X_indices[a:b], X_data[a:b], out[r])
+
+
+def apply_countsketch(X, tables: CountSketchTables, *, name="X"):
+    """Apply an OSNAP matrix to the rows of ``X`` (dense (n, d) or scipy.sparse), returning (n, m).
+
+    float32 input gives float32 output; everything else float64.  Sparse input costs O(s nnz(X)).
+    """
+    X = check_matrix(X, name, dtype=None, accept_sparse=True)
+    check_n_features(X, tables.indices.shape[0], name, "draw_countsketch")
+    out = np.empty((X.shape[0], tables.m), dtype=X.dtype)
+    if sp.issparse(X):
+        _countsketch_csr_batch(tables.indices, tables.signs, X.indptr, X.indices, X.data, out)
+    else:
+        _countsketch_dense_batch(tables.indices, tables.signs, X, out)
+    return out
+
+
+class CountSketch:
+    """OSNAP / CountSketch map R^d -> R^m with ``s`` non-zeros per column (spec section 4).
+
+    The random tables are drawn once, in ``__init__``, from ``seed``; ``transform`` then applies the same matrix to
+    every batch.  ``E <S x, S y> = <x, y>`` exactly.
+
+    Parameters
+    ----------
+    d : int
+        Input dimension.
+    m : int
+        Sketch dimension.
+    s : int, default 1
+        Non-zeros per column (1 = CountSketch).
+    seed : None, int, SeedSequence or numpy.random.Generator
+
+    Attributes
+    ----------
+    tables_ : CountSketchTables
+        ``indices`` (d, s) int64 and ``signs`` (d, s) float64, for the njit kernels of this module.
+    """
+
+    def __init__(self, d, m, *, s=1, seed=None):
+        self.d = d
+        self.m = m
+        self.s = s
+        self.seed = seed
+        self.tables_ = draw_countsketch(d, m, s, seed)
+
+    def transform(self, X):
+        """Sketch the rows of ``X`` (dense (n, d) array or scipy.sparse matrix) -> (n, m)."""
+        return apply_countsketch(X, self.tables_)
+
+    __call__ = transform
+
+    def to_dense(self):
+        """The (m, d) matrix S as a dense float64 array (for tests and small examples)."""
+        S = np.zeros((self.tables_.m, self.tables_.indices.shape[0]))
+        for k in range(self.tables_.indices.shape[1]):
+            S[self.tables_.indices[:, k], np.arange(S.shape[1])] += self.tables_.signs[:, k]
+        return S
