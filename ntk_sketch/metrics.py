@@ -1,0 +1,109 @@
+"""How well a feature map approximates a kernel (spec section 8).
+
+- Spectral: ``eps_spec = max_i |lambda_i((K + lam I)^-1/2 (F F^T + lam I) (K + lam I)^-1/2) - 1|``, the smallest
+  eps with ``(1 - eps)(K + lam I) <= F F^T + lam I <= (1 + eps)(K + lam I)`` (Zandieh et al. 2021, Theorem 2 and
+  Theorem 4 state their guarantees in this form).
+- Statistical dimension ``s_lam = tr(K (K + lam I)^-1)``, which drives the feature counts of those theorems.
+- Entrywise: relative Frobenius error ``|F F^T - K|_F / |K|_F`` and quantiles of the entrywise error.
+"""
+from __future__ import annotations
+
+import numpy as np
+import scipy.linalg
+
+from ._validation import check_matrix, check_nonnegative_float
+
+__all__ = [
+    "spectral_epsilon",
+    "statistical_dimension",
+    "relative_frobenius_error",
+    "entrywise_error_quantiles",
+    "lambda_for_statistical_dimension",
+]
+
+
+def _check_gram(K, name="K"):
+    K = check_matrix(K, name)
+    if K.shape[0] != K.shape[1]:
+        raise ValueError(f"{name} must be a square kernel matrix; got shape {K.shape}.")
+    return K
+
+
+def _check_pair(F, K):
+    K = _check_gram(K)
+    F = check_matrix(F, "F")
+    if F.shape[0] != K.shape[0]:
+        raise ValueError(f"F has {F.shape[0]} rows but K is {K.shape[0]} x {K.shape[0]}; they must describe the same points.")
+    return F, K
+
+
+def spectral_epsilon(F, K, lam):
+    """Spectral approximation error of ``F F^T`` for ``K`` at ridge ``lam`` (spec section 8).
+
+    Computed from the generalised symmetric eigenproblem ``(F F^T + lam I) v = mu (K + lam I) v``, whose
+    eigenvalues are those of ``(K + lam I)^-1/2 (F F^T + lam I) (K + lam I)^-1/2``; returns ``max |mu - 1|``.
+
+    Parameters
+    ----------
+    F : array_like of shape (n, D)
+        Feature matrix (one row per point).
+    K : array_like of shape (n, n)
+        Exact kernel matrix (symmetric positive semi-definite).
+    lam : float
+        Ridge parameter > 0.
+    """
+    F, K = _check_pair(F, K)
+    lam = check_nonnegative_float(lam, "lam", strictly_positive=True)
+    n = K.shape[0]
+    A = F @ F.T + lam * np.eye(n)
+    B = 0.5 * (K + K.T) + lam * np.eye(n)
+    mu = scipy.linalg.eigh(A, B, eigvals_only=True)
+    return float(np.max(np.abs(mu - 1.0)))
+
+
+def statistical_dimension(K, lam):
+    """``s_lam = tr(K (K + lam I)^-1) = sum_i lambda_i / (lambda_i + lam)`` (spec section 8)."""
+    K = _check_gram(K)
+    lam = check_nonnegative_float(lam, "lam", strictly_positive=True)
+    ev = np.clip(np.linalg.eigvalsh(0.5 * (K + K.T)), 0.0, None)
+    return float(np.sum(ev / (ev + lam)))
+
+
+def lambda_for_statistical_dimension(K, target):
+    """The ``lam`` at which ``s_lam(K)`` equals ``target`` (bisection in log lam; s_lam decreases in lam)."""
+    K = _check_gram(K)
+    target = check_nonnegative_float(target, "target", strictly_positive=True)
+    ev = np.clip(np.linalg.eigvalsh(0.5 * (K + K.T)), 0.0, None)
+    if target >= np.count_nonzero(ev > 0):
+        raise ValueError(f"target must be below the rank of K ({np.count_nonzero(ev > 0)}); got {target}.")
+    lo, hi = np.log(ev.max()) - 60.0, np.log(ev.max()) + 60.0
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        s = np.sum(ev / (ev + np.exp(mid)))
+        lo, hi = (mid, hi) if s > target else (lo, mid)
+    return float(np.exp(0.5 * (lo + hi)))
+
+
+def relative_frobenius_error(F, K):
+    """``|F F^T - K|_F / |K|_F`` (spec section 8)."""
+    F, K = _check_pair(F, K)
+    return float(np.linalg.norm(F @ F.T - K) / np.linalg.norm(K))
+
+
+def entrywise_error_quantiles(F, K, quantiles=(0.5, 0.9, 0.99, 1.0), relative_to_diagonal=True):
+    """Quantiles over pairs i < j of the entrywise error ``|(F F^T)_ij - K_ij|``.
+
+    With ``relative_to_diagonal`` the error is divided by ``sqrt(K_ii K_jj)`` (a scale-free error that stays
+    meaningful where ``K_ij`` crosses zero, as the depth-1 NTK does).
+    """
+    F, K = _check_pair(F, K)
+    q = np.asarray(quantiles, dtype=np.float64)
+    if q.ndim != 1 or np.any((q < 0) | (q > 1)):
+        raise ValueError("quantiles must be a 1-d sequence of numbers in [0, 1].")
+    iu = np.triu_indices(K.shape[0], k=1)
+    err = np.abs(F @ F.T - K)[iu]
+    if relative_to_diagonal:
+        d = np.sqrt(np.clip(np.diag(K), 0.0, None))
+        scale = np.outer(d, d)[iu]
+        err = np.where(scale > 0, err / np.where(scale > 0, scale, 1.0), 0.0)
+    return np.quantile(err, q)

@@ -1,0 +1,153 @@
+"""Polynomial approximations with non-negative coefficients of k0, k1 and the whole NTK function K_L.
+
+PolySketch can only sketch polynomial kernels ``sum_l c_l <y, z>^l`` with ``c_l >= 0`` (the feature map is
+``concat_l sqrt(c_l) Q^l x^(l)``), so every sketch of the NTK replaces the arc-cosine functions by such
+polynomials (Zandieh et al. 2021, Section 4 and Algorithm 1).  Two choices:
+
+- ``'taylor'``: the truncated Taylor series of spec section 1 (the theory's choice: its sup-norm error is the tail
+  sum, ``arccos.taylor_truncation_error``), and
+- ``'fit'``: a least-squares fit with coefficients >= 0 and the value at ``a = 1`` exact (so sketched norms are
+  right in expectation), on a grid of cosines that clusters toward ``a = 1`` (``a = cos(theta)``, theta uniform),
+  over the interval the polynomial will actually see.  It is far more accurate at low degree.
+
+The interval matters.  The cosines fed to layer h >= 2 are values of k1, which lie in [0, 1], so those layers are
+fitted on [0, 1]; the first layer sees the input cosines, in [-1, 1] in general but in [0, 1] for data with
+non-negative entries (images, counts), which the feature maps detect at ``fit`` time.
+"""
+from __future__ import annotations
+
+import numpy as np
+import scipy.optimize
+
+from ._validation import check_positive_int
+from .arccos import arccos_kernel_0, arccos_kernel_1, taylor_coefficients_k0, taylor_coefficients_k1
+from .ntk_exact import ntk_cosine_kernel
+
+__all__ = [
+    "fit_nonnegative_polynomial",
+    "arccos_polynomials",
+    "ntk_polynomial",
+    "polynomial_ntk_cosine_kernel",
+    "polynomial_max_error",
+]
+
+
+def fit_nonnegative_polynomial(fn, degree, interval=(-1.0, 1.0), n_points=2000):
+    """Least-squares polynomial fit of ``fn`` with non-negative coefficients, exact at ``a = 1``.
+
+    Minimises ``sum_i (fn(a_i) - sum_l c_l a_i^l)^2`` over ``c >= 0`` subject to ``sum_l c_l = fn(1)``, with the
+    ``a_i = cos(theta_i)``, ``theta_i`` uniform over ``[0, arccos(interval[0])]``: points cluster toward ``a = 1``,
+    where the arc-cosine functions have their square-root singularity.  The equality is imposed by a heavily
+    weighted row in a non-negative least-squares solve and then made exact by adjusting the largest coefficient.
+
+    Parameters
+    ----------
+    fn : callable
+        Vectorised function on [-1, 1].
+    degree : int
+        Polynomial degree p >= 0.
+    interval : (float, float)
+        Fitting interval ``(lo, 1)`` with -1 <= lo < 1; the upper end must be 1.
+    n_points : int
+        Grid size.
+
+    Returns
+    -------
+    numpy.ndarray of shape (degree + 1,)
+        Coefficients ``c_0 .. c_p``, all >= 0, with ``sum(c) == fn(1)`` to rounding.
+    """
+    p = check_positive_int(degree, "degree", minimum=0)
+    lo, hi = (float(v) for v in interval)
+    if not (-1.0 <= lo < 1.0) or hi != 1.0:
+        raise ValueError(f"interval must be (lo, 1) with -1 <= lo < 1; got {interval}.")
+    theta = np.linspace(0.0, np.arccos(lo), n_points)
+    a = np.cos(theta)
+    f = np.asarray(fn(a), dtype=np.float64)
+    f_one = float(np.asarray(fn(np.array([1.0])))[0])
+    V = a[:, None] ** np.arange(p + 1)
+    big = 1e4 * np.sqrt(n_points)
+    A = np.vstack([V, big * np.ones((1, p + 1))])
+    b = np.concatenate([f, [big * f_one]])
+    c, _ = scipy.optimize.nnls(A, b, maxiter=50 * (p + 1))
+    # make the value at 1 exact (the penalty leaves ~1e-10); the adjustment is tiny, so c stays >= 0
+    c[np.argmax(c)] += f_one - c.sum()
+    return np.clip(c, 0.0, None)
+
+
+def arccos_polynomials(method, degree, interval=(-1.0, 1.0)):
+    """Polynomials ``(P0, P1)`` approximating ``(k0, k1)`` (coefficient arrays of length degree + 1).
+
+    Parameters
+    ----------
+    method : {'taylor', 'fit'}
+        Truncated Taylor series (spec section 1) or :func:`fit_nonnegative_polynomial` on ``interval``.
+    degree : int
+        Degree p >= 1 of both polynomials.
+    interval : (float, float)
+        Only for 'fit': the cosines the polynomials will be applied to.
+    """
+    p = check_positive_int(degree, "degree")
+    if method == "taylor":
+        return taylor_coefficients_k0(p), taylor_coefficients_k1(p)
+    if method == "fit":
+        return (fit_nonnegative_polynomial(arccos_kernel_0, p, interval),
+                fit_nonnegative_polynomial(arccos_kernel_1, p, interval))
+    raise ValueError(f"method must be 'taylor' or 'fit'; got {method!r}.")
+
+
+def ntk_polynomial(depth, degree, method="fit", interval=(-1.0, 1.0)):
+    """One polynomial with non-negative coefficients approximating the whole ``K_L`` (spec section 5, variant 2).
+
+    ``'fit'`` fits ``K_L`` directly (exact value ``L + 1`` at 1).  ``'taylor'`` composes the Taylor truncations of
+    k0 and k1 through the recursion and truncates the composed polynomial at ``degree`` (its coefficients are
+    non-negative because every composed series has non-negative coefficients).
+    """
+    L = check_positive_int(depth, "depth")
+    p = check_positive_int(degree, "degree")
+    if method == "fit":
+        return fit_nonnegative_polynomial(lambda a: ntk_cosine_kernel(a, L), p, interval)
+    if method == "taylor":
+        P0, P1 = taylor_coefficients_k0(p), taylor_coefficients_k1(p)
+        s = np.zeros(p + 1)
+        s[1] = 1.0
+        K = s.copy()
+        for _ in range(L):
+            k0s, k1s = _compose(P0, s, p), _compose(P1, s, p)
+            K = np.convolve(K, k0s)[: p + 1] + k1s
+            s = k1s
+        return K
+    raise ValueError(f"method must be 'taylor' or 'fit'; got {method!r}.")
+
+
+def _compose(outer, inner, p):
+    """Coefficients of outer(inner(a)) truncated at degree p."""
+    out = np.zeros(p + 1)
+    power = np.zeros(p + 1)
+    power[0] = 1.0
+    for c in outer:
+        out += c * power
+        power = np.convolve(power, inner)[: p + 1]
+    return out
+
+
+def polynomial_ntk_cosine_kernel(a, P0_layers, P1_layers):
+    """The NTK recursion of spec section 2 with polynomials in place of k0 and k1, one pair per layer.
+
+    ``s_0 = K_0 = a``; ``s_h = P1_h(s_{h-1})``; ``K_h = K_{h-1} P0_h(s_{h-1}) + s_h``.  This is the kernel the
+    layered NTKSketch targets (its sketches replace the polynomial values by unbiased estimates layer by layer).
+    """
+    s = np.asarray(a, dtype=np.float64)
+    K = s.copy()
+    if len(P0_layers) != len(P1_layers):
+        raise ValueError("P0_layers and P1_layers must have one polynomial per layer each.")
+    for P0, P1 in zip(P0_layers, P1_layers):
+        k0 = np.polynomial.polynomial.polyval(s, P0)
+        s = np.polynomial.polynomial.polyval(s, P1)
+        K = K * k0 + s
+    return K
+
+
+def polynomial_max_error(coefficients, fn, interval=(-1.0, 1.0), n_points=20001):
+    """``max |sum_l c_l a^l - fn(a)|`` over a fine grid of ``interval`` (a documented accuracy figure)."""
+    a = np.linspace(interval[0], interval[1], n_points)
+    return float(np.max(np.abs(np.polynomial.polynomial.polyval(a, coefficients) - fn(a))))
