@@ -74,8 +74,9 @@ def lambda_for_statistical_dimension(K, target):
     K = _check_gram(K)
     target = check_nonnegative_float(target, "target", strictly_positive=True)
     ev = np.clip(np.linalg.eigvalsh(0.5 * (K + K.T)), 0.0, None)
-    if target >= np.count_nonzero(ev > 0):
-        raise ValueError(f"target must be below the rank of K ({np.count_nonzero(ev > 0)}); got {target}.")
+    rank = int(np.count_nonzero(ev > ev.max() * len(ev) * np.finfo(float).eps))  # numpy.linalg.matrix_rank's cut
+    if target >= rank:
+        raise ValueError(f"target must be below the numerical rank of K ({rank}); got {target}.")
     lo, hi = np.log(ev.max()) - 60.0, np.log(ev.max()) + 60.0
     for _ in range(200):
         mid = 0.5 * (lo + hi)
