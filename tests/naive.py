@@ -171,3 +171,20 @@ def cntk_naive(x, y, depth, q, padding="valid", fix_first=True, fix_last=True, k
 
 def cntk_matrix_naive(X1, X2, depth, q, padding="valid", fix_first=True, fix_last=True, k0=k0_naive, k1=k1_naive):
     return np.array([[cntk_naive(x, y, depth, q, padding, fix_first, fix_last, k0, k1) for y in X2] for x in X1])
+
+
+# ----------------------------------------------------------------------------------- nystrom / ridge (learning)
+def nystrom_gram_naive(K_xz, K_zz, K_zy):
+    """Nystrom approximation K(X, Z) K(Z, Z)^+ K(Z, Y) with numpy's pseudo-inverse."""
+    return K_xz @ np.linalg.pinv(K_zz, rcond=1e-10, hermitian=True) @ K_zy
+
+
+def ridge_leverage_scores_naive(K, lam):
+    """Exact ridge leverage scores diag(K (K + lam I)^{-1}), one linear solve per column."""
+    n = K.shape[0]
+    out = np.empty(n)
+    for i in range(n):
+        e = np.zeros(n)
+        e[i] = 1.0
+        out[i] = K[i] @ np.linalg.solve(K + lam * np.eye(n), e)
+    return out
