@@ -127,14 +127,15 @@ def test_grid_from_one_eigendecomposition_matches_brute_force(fit_intercept):
     assert model.best_lambda_ == lambdas[np.argmax(expected)]
 
 
-def test_classifier_accuracy_selection_matches_brute_force():
+@pytest.mark.parametrize("fit_intercept", [False, True])
+def test_classifier_accuracy_selection_matches_brute_force(fit_intercept):
     F, labels = _classification_data(6, n=200)
     lambdas = np.logspace(-2, 4, 7)
-    model = RidgeClassifier(lambdas, seed=3).fit(F, labels)
+    model = RidgeClassifier(lambdas, seed=3, fit_intercept=fit_intercept).fit(F, labels)
     val = np.random.default_rng(3).random(F.shape[0]) < 0.2
     Y = np.eye(3)[labels] - 1 / 3
-    acc = _brute_force_selection(F, Y, val, lambdas, False, lambda p, t: np.mean(p.argmax(1) == t.argmax(1)))
-    sq = _brute_force_selection(F, Y, val, lambdas, False, lambda p, t: np.sum((p - t) ** 2))
+    acc = _brute_force_selection(F, Y, val, lambdas, fit_intercept, lambda p, t: np.mean(p.argmax(1) == t.argmax(1)))
+    sq = _brute_force_selection(F, Y, val, lambdas, fit_intercept, lambda p, t: np.sum((p - t) ** 2))
     np.testing.assert_allclose(model.validation_scores_, acc)
     np.testing.assert_allclose(model.validation_squared_errors_ * val.sum(), sq, rtol=1e-9)
     best = np.lexsort((-lambdas, sq, -acc))[0]
@@ -199,12 +200,14 @@ def test_streaming_equals_in_memory_regression(seed, sizes):
     np.testing.assert_allclose(stream.intercept_, mem.intercept_, rtol=1e-8, atol=1e-10)
 
 
+@pytest.mark.parametrize("fit_intercept", [False, True])
 @pytest.mark.parametrize("selection", ["auto", "squared_error"])
-def test_streaming_equals_in_memory_classifier(selection):
+def test_streaming_equals_in_memory_classifier(selection, fit_intercept):
     F, labels = _classification_data(10, n=230)
     chunks = [(F[i:i + 31], labels[i:i + 31]) for i in range(0, 230, 31)]
-    mem = RidgeClassifier(seed=2, selection=selection).fit(F, labels)
-    two_pass = RidgeClassifier(seed=2, selection=selection).fit_stream(lambda: iter(chunks))
+    kw = dict(seed=2, selection=selection, fit_intercept=fit_intercept)
+    mem = RidgeClassifier(**kw).fit(F, labels)
+    two_pass = RidgeClassifier(**kw).fit_stream(lambda: iter(chunks))
     assert two_pass.selection_ == mem.selection_
     np.testing.assert_allclose(two_pass.validation_scores_, mem.validation_scores_, rtol=1e-9, atol=1e-12)
     assert two_pass.best_lambda_ == pytest.approx(mem.best_lambda_, rel=1e-12)
