@@ -136,3 +136,19 @@ def test_errors():
         nf.transform(X[:, :2])
     with pytest.raises(ValueError, match="positive eigenvalue"):
         NystromFeatures(5).fit(np.zeros((10, 3)))
+
+
+@pytest.mark.slow
+def test_all_landmarks_equal_exact_ntk_ridge_on_bundled_fashion_mnist():
+    from ntk_sketch.datasets import load_bundled_fashion_mnist
+
+    X, y = load_bundled_fashion_mnist("train", flatten=True)
+    Xt, yt = load_bundled_fashion_mnist("test", flatten=True)
+    X, y = X[:800], y[:800]
+    nf = NystromFeatures(800, depth=2, seed=0).fit(X)
+    a = RidgeClassifier(seed=0).fit(nf.transform(X), y)
+    b = KernelRidgeClassifier(ntk2, seed=0).fit(X, y)
+    assert a.best_lambda_ == pytest.approx(b.best_lambda_, rel=1e-9)
+    np.testing.assert_array_equal(a.predict(nf.transform(Xt)), b.predict(Xt))
+    # 10 balanced classes: chance is 0.1; any working kernel classifier is far above it
+    assert b.score(Xt, yt) > 0.5
