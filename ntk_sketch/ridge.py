@@ -64,12 +64,32 @@ __all__ = [
     "KernelRidgeRegressor",
     "KernelRidgeClassifier",
     "default_relative_lambdas",
+    "feature_chunks",
 ]
 
 
 def default_relative_lambdas():
     """The default grid of ``lam / trace(F^T F)``: 25 values, 3 per decade, from 1e-8 to 1."""
     return np.logspace(-8.0, 0.0, 25)
+
+
+def feature_chunks(transform, X, y, batch_size=1024):
+    """A re-iterable stream ``(transform(X[i:i+b]), y[i:i+b])`` for ``fit_stream``, never holding all features.
+
+    Returns a zero-argument callable (so a classifier can read the validation rows twice; each pass recomputes
+    the features).  ``transform`` is e.g. the ``transform`` method of a fitted feature map.
+    """
+    if isinstance(batch_size, (bool, np.bool_)) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer; got {batch_size!r}.")
+    n = len(X)
+    if len(y) != n:
+        raise ValueError(f"X has {n} rows but y has {len(y)}; they must match.")
+
+    def stream():
+        for start in range(0, n, batch_size):
+            yield transform(X[start:start + batch_size]), y[start:start + batch_size]
+
+    return stream
 
 
 # ----------------------------------------------------------------------------------------------- input checks
