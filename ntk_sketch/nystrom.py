@@ -74,7 +74,7 @@ def _kernel_block(kernel, A, B, what):
     return K
 
 
-def _kernel_diagonal(kernel, kernel_diag, X, batch_size):
+def _kernel_diagonal(kernel, kernel_diag, X):
     if kernel_diag is not None:
         d = np.asarray(kernel_diag(X), dtype=np.float64).ravel()
         if d.shape != (X.shape[0],):
@@ -113,7 +113,7 @@ def approximate_ridge_leverage_scores(X, kernel, lam, sample_size, *, seed=0, ke
     Kss = _kernel_block(kernel, Xs, Xs, "K(S, S)")
     Kss = 0.5 * (Kss + Kss.T)
     chol = scipy.linalg.cho_factor(Kss + p * lam * np.eye(s), lower=True)
-    diag = _kernel_diagonal(kernel, kernel_diag, X, batch_size)
+    diag = _kernel_diagonal(kernel, kernel_diag, X)
     tau = np.empty(n)
     for start in range(0, n, batch_size):
         stop = min(start + batch_size, n)
@@ -205,14 +205,19 @@ class NystromFeatures:
             over = check_nonnegative_float(self.rls_oversample, "rls_oversample")
             if over < 1.0:
                 raise ValueError(f"rls_oversample must be >= 1; got {self.rls_oversample}.")
+            diag = _kernel_diagonal(kernel, kernel_diag, X)    # once, reused by the leverage estimate
+
+            def known_diag(rows):
+                return diag
+
             if self.rls_lambda is None:
-                lam = float(np.sum(_kernel_diagonal(kernel, kernel_diag, X, batch))) / m
+                lam = float(np.sum(diag)) / m
                 if lam <= 0:
                     raise ValueError("the kernel diagonal sums to 0 (all-zero data?); pass rls_lambda explicitly.")
             else:
                 lam = check_nonnegative_float(self.rls_lambda, "rls_lambda", strictly_positive=True)
             s = min(n, int(math.ceil(over * m)))
-            tau = approximate_ridge_leverage_scores(X, kernel, lam, s, seed=rng, kernel_diag=kernel_diag,
+            tau = approximate_ridge_leverage_scores(X, kernel, lam, s, seed=rng, kernel_diag=known_diag,
                                                     batch_size=batch)
             self.leverage_scores_ = tau
             self.rls_lambda_ = lam

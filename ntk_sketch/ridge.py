@@ -633,8 +633,6 @@ class _KernelRidge:
         self.seed = seed
 
     def _gram(self, A, B, name):
-        if self.kernel == "precomputed":
-            raise AssertionError  # not reached
         K = np.asarray(self.kernel(A, B), dtype=np.float64)
         if K.shape != (A.shape[0], B.shape[0]):
             raise ValueError(f"kernel returned shape {K.shape} for {name}; expected {(A.shape[0], B.shape[0])}.")
@@ -661,7 +659,7 @@ class _KernelRidge:
 
     def fit(self, X, y):
         """Fit on training inputs ``X`` (or the (n, n) training Gram matrix if ``kernel='precomputed'``)."""
-        if self.kernel == "precomputed":
+        if isinstance(self.kernel, str) and self.kernel == "precomputed":
             K = check_matrix(X, "X (precomputed Gram matrix)")
             if K.shape[0] != K.shape[1]:
                 raise ValueError(f"with kernel='precomputed', X must be the square (n, n) training Gram; got {K.shape}.")
@@ -747,7 +745,7 @@ class _KernelRidge:
     def _decision(self, X):
         if not hasattr(self, "dual_coef_"):
             raise ValueError(f"this {type(self).__name__} is not fitted yet: call fit first.")
-        if self.kernel == "precomputed":
+        if isinstance(self.kernel, str) and self.kernel == "precomputed":
             Kx = check_matrix(X, "X (precomputed test-by-train kernel)")
             if Kx.shape[1] != self._n_fit:
                 raise ValueError(
