@@ -38,7 +38,8 @@ that approximate a kernel get nearly the grid of exact kernel ridge, whatever th
 The whole grid is solved from ONE symmetric eigendecomposition of the training part's ``F^T F`` (D x D, features)
 or ``K`` (n_part x n_part, kernels): ``w(lam) = V diag(1/(s + lam)) V^T F^T Y``.  The final fit on the full set is
 one Cholesky-based solve (``scipy.linalg.solve(..., assume_a='pos')``).  All sums and solves are in float64, also
-for float32 features.
+for float32 features.  When D > n, ``fit`` works in the dual instead (``solver='auto'``): the same computation
+with the n x n Gram ``F F^T`` (centred), ``w = F_c^T alpha`` -- the same split, grid and solution.
 
 Streaming
 ---------
@@ -291,11 +292,12 @@ def _centred_system(m, B, sum_y, fit_intercept):
 class _FeatureRidge:
     _classification = False
 
-    def __init__(self, lambdas=None, *, validation_fraction=0.2, fit_intercept=True, seed=0):
+    def __init__(self, lambdas=None, *, validation_fraction=0.2, fit_intercept=True, seed=0, solver="auto"):
         self.lambdas = lambdas
         self.validation_fraction = validation_fraction
         self.fit_intercept = fit_intercept
         self.seed = seed
+        self.solver = solver
 
     # --------------------------------------------------------------------------------- target handling
     def _check_targets(self, y, n_rows):
@@ -318,7 +320,47 @@ class _FeatureRidge:
         F = _check_rows(F, "F")
         self._check_targets(y, F.shape[0])  # early, clear errors before any work
         self._stream_1d = None
+        if self.solver not in ("auto", "primal", "dual"):
+            raise ValueError(f"solver must be 'auto', 'primal' or 'dual'; got {self.solver!r}.")
+        if self.solver == "dual" or (self.solver == "auto" and F.shape[1] > F.shape[0]):
+            return self._fit_dual(F, y)
         return self.fit_stream(lambda: iter([(F, y)]))
+
+    def _fit_dual(self, F, y):
+        """The same fit through the n x n Gram ``F F^T`` (cheaper when D > n): ``w = F_c^T alpha``."""
+        self._reset()
+        self._started = False
+        F = np.asarray(F, dtype=np.float64)
+        n, d = F.shape
+        labels = classes = None
+        if self._classification:
+            labels = _check_labels(y, n)
+            classes = np.unique(labels)
+            if classes.size < 2:
+                raise ValueError(
+                    f"the training labels contain a single class ({classes.tolist()}); a classifier needs at least 2."
+                )
+            self.classes_ = classes
+            Y = (labels[:, None] == classes[None, :]).astype(np.float64) - 1.0 / classes.size
+            selection = getattr(self, "selection", None)
+            if selection not in ("auto", "accuracy", "squared_error"):
+                raise ValueError(f"selection must be 'auto', 'accuracy' or 'squared_error'; got {selection!r}.")
+            criterion = "squared_error" if selection == "squared_error" else "accuracy"
+        else:
+            Y, was_1d = _check_regression_targets(y, n)
+            self._stream_1d, self._stream_k = was_1d, Y.shape[1]
+            criterion = "r2"
+        res = _dual_ridge(F @ F.T, Y, labels, classes, self.lambdas, self.validation_fraction, self.seed,
+                          self.fit_intercept, criterion)
+        for name in ("lambdas_", "best_lambda_", "validation_scores_", "validation_squared_errors_", "n_train_",
+                     "n_validation_"):
+            setattr(self, name, res[name])
+        self.selection_ = None if res["validation_scores_"] is None else criterion
+        self.n_features_in_ = d
+        mu_f = F.mean(axis=0) if self.fit_intercept else np.zeros(d)
+        W = (F - mu_f).T @ res["alpha"]
+        self._set_weights(W, res["mu_y"] - mu_f @ W)
+        return self
 
     def fit_stream(self, chunks):
         """Fit from a stream of ``(F_chunk, y_chunk)`` pairs without storing the features.
@@ -515,7 +557,9 @@ class _FeatureRidge:
     def _solve_full(self, G, B, mu_f, mu_y, lam):
         A = G + lam * np.eye(G.shape[0])
         W = scipy.linalg.solve(A, B, assume_a="pos")
-        b = mu_y - mu_f @ W
+        self._set_weights(W, mu_y - mu_f @ W)
+
+    def _set_weights(self, W, b):
         self._W = W
         self._b = b
         if self._classification or not self._stream_1d:
@@ -551,6 +595,10 @@ class RidgeRegressor(_FeatureRidge):
         Fit an unpenalised intercept (default True for regression).
     seed : None, int or numpy Generator
         Seeds the validation split.
+    solver : {'auto', 'primal', 'dual'}
+        For ``fit`` only: 'primal' works with the D x D matrix ``F^T F``, 'dual' with the n x n Gram ``F F^T``
+        (``w = F_c^T alpha``; same split, grid, selection and solution up to rounding); 'auto' picks the dual
+        when D > n.  ``fit_stream`` and ``partial_fit`` are always primal.
 
     Attributes
     ----------
@@ -603,8 +651,10 @@ class RidgeClassifier(_FeatureRidge):
 
     _classification = True
 
-    def __init__(self, lambdas=None, *, validation_fraction=0.2, fit_intercept=False, seed=0, selection="auto"):
-        super().__init__(lambdas, validation_fraction=validation_fraction, fit_intercept=fit_intercept, seed=seed)
+    def __init__(self, lambdas=None, *, validation_fraction=0.2, fit_intercept=False, seed=0, selection="auto",
+                 solver="auto"):
+        super().__init__(lambdas, validation_fraction=validation_fraction, fit_intercept=fit_intercept, seed=seed,
+                         solver=solver)
         self.selection = selection
 
     def decision_function(self, F):
@@ -622,6 +672,76 @@ class RidgeClassifier(_FeatureRidge):
 
 
 # ----------------------------------------------------------------------------------------- kernel ridge
+def _centre_gram(K, fit_intercept):
+    """Doubly centred Gram (centring in feature space) and the statistics needed to centre cross-kernels."""
+    if not fit_intercept:
+        return K, (None, None)
+    col_mean = K.mean(axis=0)
+    tot_mean = float(col_mean.mean())
+    Kc = K - col_mean[None, :] - col_mean[:, None] + tot_mean
+    return 0.5 * (Kc + Kc.T), (col_mean, tot_mean)
+
+
+def _centre_cross(Kx, col_mean, tot_mean, fit_intercept):
+    """Centre K(X, X_train) consistently with ``_centre_gram`` of K(X_train, X_train)."""
+    if not fit_intercept:
+        return Kx
+    return Kx - col_mean[None, :] - Kx.mean(axis=1)[:, None] + tot_mean
+
+
+def _dual_ridge(K, Y, labels, classes, lambdas, validation_fraction, seed, fit_intercept, criterion):
+    """Kernel ridge with the module's lambda selection, in the dual: ``alpha = (K_c + lam I)^{-1} (Y - mean Y)``.
+
+    One eigendecomposition of the training part's (centred) K for the whole grid, the penalty ``lam n_part / n``
+    on the part, the same seeded Bernoulli split and default grid as the primal (feature) solver.  ``criterion``
+    is 'r2', 'accuracy' or 'squared_error'.  Returns a dict of the fitted quantities.
+    """
+    n = K.shape[0]
+    K = 0.5 * (K + K.T)
+    lambdas_abs, fixed = _check_lambdas(lambdas)
+    Kc_full, centre = _centre_gram(K, fit_intercept)
+    trace = float(np.trace(Kc_full))
+    grid = lambdas_abs if lambdas_abs is not None else (trace if trace > 0 else 1.0) * default_relative_lambdas()
+    out = {"lambdas_": grid, "centre": centre, "validation_scores_": None, "validation_squared_errors_": None}
+    if fixed:
+        out.update(best_lambda_=float(grid[0]), n_train_=n, n_validation_=0)
+    else:
+        fraction = _check_fraction(validation_fraction)
+        val = check_random_state(seed).random(n) < fraction   # the same draw as the primal solver's
+        tr = ~val
+        n_tr, n_val = int(tr.sum()), int(val.sum())
+        if n_tr == 0 or n_val == 0:
+            raise ValueError(
+                f"the validation split left {n_tr} training and {n_val} validation rows; use more data or another "
+                "validation_fraction, or pass a single lambda."
+            )
+        Ktt_c, (col_mean, tot_mean) = _centre_gram(K[np.ix_(tr, tr)], fit_intercept)
+        Kvt_c = _centre_cross(K[np.ix_(val, tr)], col_mean, tot_mean, fit_intercept)
+        Yt, Yv = Y[tr], Y[val]
+        mu_t = Yt.mean(axis=0) if fit_intercept else np.zeros(Y.shape[1])
+        s, U = scipy.linalg.eigh(Ktt_c)
+        s = np.maximum(s, 0.0)
+        Qy = U.T @ (Yt - mu_t)
+        KU = Kvt_c @ U
+        scores = np.empty(grid.size)
+        sse = np.empty(grid.size)
+        for i, lam in enumerate(grid * (n_tr / n)):
+            pred = KU @ (Qy / (s + lam)[:, None]) + mu_t
+            sse[i] = np.sum((pred - Yv) ** 2)
+            if criterion == "accuracy":
+                scores[i] = np.mean(classes[np.argmax(pred, axis=1)] == labels[val])
+            elif criterion == "squared_error":
+                scores[i] = -sse[i] / n_val
+            else:
+                scores[i] = _r2_pooled(sse[i], np.sum(Yv**2, axis=0), Yv.sum(axis=0), n_val)
+        out.update(best_lambda_=float(grid[_best_index(scores, sse, grid)]), n_train_=n_tr, n_validation_=n_val,
+                   validation_scores_=scores, validation_squared_errors_=sse / n_val)
+    mu_y = Y.mean(axis=0) if fit_intercept else np.zeros(Y.shape[1])
+    out["alpha"] = scipy.linalg.solve(Kc_full + out["best_lambda_"] * np.eye(n), Y - mu_y, assume_a="pos")
+    out["mu_y"] = mu_y
+    return out
+
+
 class _KernelRidge:
     _classification = False
 
@@ -675,72 +795,18 @@ class _KernelRidge:
             self._X = Xa
             K = self._gram(Xa, Xa, "the training Gram matrix")
         n = K.shape[0]
-        K = 0.5 * (K + K.T)
         Y, labels = self._targets(y, n)
-        lambdas_abs, fixed = _check_lambdas(self.lambdas)
-        Kc_full, centre = self._centre_train(K)
-        trace = float(np.trace(Kc_full))
-        lambdas = lambdas_abs if lambdas_abs is not None else (trace if trace > 0 else 1.0) * default_relative_lambdas()
-        self.lambdas_ = lambdas
-        if fixed:
-            self.best_lambda_ = float(lambdas[0])
-            self.validation_scores_ = None
-            self.n_train_, self.n_validation_ = n, 0
-        else:
-            fraction = _check_fraction(self.validation_fraction)
-            rng = check_random_state(self.seed)
-            val = rng.random(n) < fraction      # same draw as the feature ridge's, so the splits coincide
-            tr = ~val
-            self.n_train_, self.n_validation_ = int(tr.sum()), int(val.sum())
-            if self.n_train_ == 0 or self.n_validation_ == 0:
-                raise ValueError(
-                    f"the validation split left {self.n_train_} training and {self.n_validation_} validation rows; "
-                    "use more data or another validation_fraction, or pass a single lambda."
-                )
-            Ktt = K[np.ix_(tr, tr)]
-            Kvt = K[np.ix_(val, tr)]
-            Ktt_c, (col_mean, tot_mean) = self._centre_train(Ktt)
-            Kvt_c = self._centre_test(Kvt, col_mean, tot_mean)
-            Yt, Yv = Y[tr], Y[val]
-            mu_y = Yt.mean(axis=0) if self.fit_intercept else np.zeros(Y.shape[1])
-            s, U = scipy.linalg.eigh(Ktt_c)
-            s = np.maximum(s, 0.0)
-            Qy = U.T @ (Yt - mu_y)
-            KU = Kvt_c @ U
-            lam_part = lambdas * (self.n_train_ / n)
-            scores = np.empty(lambdas.size)
-            sse = np.empty(lambdas.size)
-            for i, lam in enumerate(lam_part):
-                out = KU @ (Qy / (s + lam)[:, None]) + mu_y
-                sse[i] = np.sum((out - Yv) ** 2)
-                if self._classification:
-                    scores[i] = np.mean(self.classes_[np.argmax(out, axis=1)] == labels[val])
-                else:
-                    scores[i] = _r2_pooled(sse[i], np.sum(Yv**2, axis=0), Yv.sum(axis=0), Yv.shape[0])
-            self.validation_scores_ = scores
-            self.validation_squared_errors_ = sse / self.n_validation_
-            self.best_lambda_ = float(lambdas[_best_index(scores, sse, lambdas)])
-        mu_y = Y.mean(axis=0) if self.fit_intercept else np.zeros(Y.shape[1])
-        A = Kc_full + self.best_lambda_ * np.eye(n)
-        self.dual_coef_ = scipy.linalg.solve(A, Y - mu_y, assume_a="pos")
-        self._mu_y = mu_y
-        self._centre = centre
+        res = _dual_ridge(K, Y, labels, self.classes_ if self._classification else None, self.lambdas,
+                          self.validation_fraction, self.seed, self.fit_intercept,
+                          "accuracy" if self._classification else "r2")
+        for name in ("lambdas_", "best_lambda_", "validation_scores_", "validation_squared_errors_", "n_train_",
+                     "n_validation_"):
+            setattr(self, name, res[name])
+        self.dual_coef_ = res["alpha"]
+        self._mu_y = res["mu_y"]
+        self._centre = res["centre"]
         self._n_fit = n
         return self
-
-    def _centre_train(self, K):
-        """Doubly centred Gram (feature-space centring) and the statistics needed to centre test rows."""
-        if not self.fit_intercept:
-            return K, (None, None)
-        col_mean = K.mean(axis=0)
-        tot_mean = float(col_mean.mean())
-        Kc = K - col_mean[None, :] - col_mean[:, None] + tot_mean
-        return 0.5 * (Kc + Kc.T), (col_mean, tot_mean)
-
-    def _centre_test(self, Kx, col_mean, tot_mean):
-        if not self.fit_intercept:
-            return Kx
-        return Kx - col_mean[None, :] - Kx.mean(axis=1)[:, None] + tot_mean
 
     def _decision(self, X):
         if not hasattr(self, "dual_coef_"):
@@ -758,7 +824,7 @@ class _KernelRidge:
                 raise ValueError(f"X rows have shape {Xa.shape[1:]} but training rows had {self._X.shape[1:]}.")
             Kx = self._gram(Xa, self._X, "K(X, X_train)")
         col_mean, tot_mean = self._centre
-        return self._centre_test(Kx, col_mean, tot_mean) @ self.dual_coef_ + self._mu_y
+        return _centre_cross(Kx, col_mean, tot_mean, self.fit_intercept) @ self.dual_coef_ + self._mu_y
 
 
 class KernelRidgeRegressor(_KernelRidge):

@@ -279,6 +279,38 @@ def test_second_pass_must_repeat_the_stream():
         RidgeClassifier().fit_stream(stream)
 
 
+# ------------------------------------------------------------------------------------------ primal / dual
+@pytest.mark.parametrize("fit_intercept", [False, True])
+@pytest.mark.parametrize("k", [None, 2])
+def test_dual_solver_equals_primal_regression(fit_intercept, k):
+    F, y = _regression_data(19, n=40, d=60, k=k)       # D > n: 'auto' takes the dual
+    a = RidgeRegressor(seed=2, fit_intercept=fit_intercept, solver="primal").fit(F, y)
+    b = RidgeRegressor(seed=2, fit_intercept=fit_intercept).fit(F, y)
+    assert b.best_lambda_ == pytest.approx(a.best_lambda_, rel=1e-12)
+    np.testing.assert_allclose(b.validation_scores_, a.validation_scores_, rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(b.coef_, a.coef_, rtol=1e-7, atol=1e-9 * np.abs(a.coef_).max())
+    np.testing.assert_allclose(b.intercept_, a.intercept_, rtol=1e-7, atol=1e-9)
+    assert b.predict(F).shape == y.shape
+
+
+@pytest.mark.parametrize("selection", ["auto", "squared_error"])
+def test_dual_solver_equals_primal_classifier(selection):
+    F, labels = _classification_data(20, n=60, d=80)
+    a = RidgeClassifier(seed=6, selection=selection, solver="primal").fit(F, labels)
+    b = RidgeClassifier(seed=6, selection=selection, solver="dual").fit(F, labels)
+    assert a.selection_ == b.selection_
+    np.testing.assert_allclose(b.validation_scores_, a.validation_scores_, rtol=1e-7, atol=1e-9)
+    assert b.best_lambda_ == pytest.approx(a.best_lambda_, rel=1e-12)
+    np.testing.assert_allclose(b.coef_, a.coef_, rtol=1e-7, atol=1e-9 * np.abs(a.coef_).max())
+    lam = 0.3
+    c = RidgeClassifier(lam, solver="dual").fit(F, labels)
+    Y = np.eye(3)[labels] - 1 / 3
+    np.testing.assert_allclose(c.coef_, scipy.linalg.solve(F.T @ F + lam * np.eye(80), F.T @ Y), rtol=1e-8,
+                               atol=1e-10)
+    with pytest.raises(ValueError, match="solver"):
+        RidgeClassifier(solver="svd").fit(F, labels)
+
+
 # ------------------------------------------------------------------------------------------- kernel ridge
 @pytest.mark.parametrize("fit_intercept", [True, False])
 def test_kernel_ridge_with_linear_kernel_equals_feature_ridge(fit_intercept):
