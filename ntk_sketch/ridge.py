@@ -1,6 +1,6 @@
 """Ridge regression and classification on feature matrices, feature streams and exact kernels.
 
-This is the learning step of the paper's experiments (Zandieh et al. 2021, Section 6; spec section 8): a linear
+This is the learning step of the paper's experiments (Zandieh et al. 2021; spec section 8): a linear
 model on the features of a sketch / random-feature map (``RidgeRegressor``, ``RidgeClassifier``), and exact kernel
 ridge regression as the reference (``KernelRidgeRegressor``, ``KernelRidgeClassifier``).
 
