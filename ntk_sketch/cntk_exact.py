@@ -69,59 +69,68 @@ def _horner(c, a):
 
 
 @numba.njit(cache=True)
-def _column_pass(blk, w_in, out, out_start, w_out, q, off):
-    """out[out_start + j*w_out + j'] = sum_b blk[(j+b)*w_in + (j'+b)] over offsets b = off..off+q-1.
+def _column_pass(g, ws, out, o, rows_out, q):
+    """Column pass of one block: out[o + k] = sum_{b<q} g[k + b*(ws+1)], k < rows_out*ws.
 
-    Terms with j+b or j'+b outside [0, w_in) are zero (zero padding for 'same'; never happens for 'valid').
+    Blocks have row stride ``ws``; shifting both column indices j, j' by the same b is a flat shift by
+    b*(ws+1), so this is q long vectorised loops.  For 'valid', ``g`` is the block itself; for 'same', it is
+    the block placed after c zero rows and c zero entries, with c zero columns on each side of every row
+    (ws = W0 + 2c) and c zero rows after it, so that the zero padding needs no bounds checks.  Output
+    columns that are not pixels of the next layer come out as finite garbage that nothing valid ever reads
+    and that the next layer masks out.
     """
-    for j in range(w_out):
-        o = out_start + j * w_out
-        for jp in range(w_out):
-            out[o + jp] = 0.0
-        for bb in range(q):
-            b = bb + off
-            jj = j + b
-            if jj < 0 or jj >= w_in:
-                continue
-            lo = max(0, -b)
-            hi = min(w_out, w_in - b)
-            src = jj * w_in + b
-            for jp in range(lo, hi):
-                out[o + jp] += blk[src + jp]
+    n = rows_out * ws
+    # Local views (not index arithmetic on the whole arrays) let LLVM prove the loops alias-free and vectorise.
+    dst = out[o:o + n]
+    src = g[:n]
+    for k in range(n):
+        dst[k] = src[k]
+    for b in range(1, q):
+        sh = b * (ws + 1)
+        src = g[sh:sh + n]
+        for k in range(n):
+            dst[k] += src[k]
 
 
 @numba.njit(cache=True)
-def _row_pass(t, h_in, out, h_out, block, q, off, scale):
-    """out[(i*h_out + i')*block : +block] = scale * sum_a t[((i+a)*h_in + (i'+a))*block : +block].
+def _row_pass(t, out, hb, nb, h_in, h_out, length, q, off, scale):
+    """out block (i, i') = scale * sum_a t block (i+a, i'+a), for i, i' < h_out, on ``length`` flat entries.
 
-    ``t`` holds h_in x h_in blocks of ``block`` contiguous entries (the column-passed layer), ``out`` receives
-    h_out x h_out blocks.  Out-of-image rows count as zero ('same' padding).
+    Blocks (i, i') start at (i*hb + i')*nb in both arrays.  Sources with i+a or i'+a outside [0, h_in) are
+    zero ('same' padding).  Summation order: a ascending, then the scale (as in _image_normalisers).
     """
     for i in range(h_out):
         for ip in range(h_out):
-            o = (i * h_out + ip) * block
-            for k in range(block):
-                out[o + k] = 0.0
+            o = (i * hb + ip) * nb
+            dst = out[o:o + length]
+            first = True
             for aa in range(q):
                 a = aa + off
                 ii = i + a
                 iip = ip + a
                 if ii < 0 or ii >= h_in or iip < 0 or iip >= h_in:
                     continue
-                src = (ii * h_in + iip) * block
-                for k in range(block):
-                    out[o + k] += t[src + k]
+                s0 = (ii * hb + iip) * nb
+                src = t[s0:s0 + length]
+                if first:
+                    for k in range(length):
+                        dst[k] = src[k]
+                    first = False
+                else:
+                    for k in range(length):
+                        dst[k] += src[k]
             if scale != 1.0:
-                for k in range(block):
-                    out[o + k] *= scale
+                for k in range(length):
+                    dst[k] *= scale
 
 
 @numba.njit(cache=True)
-def _image_normalisers(x, dims, q, off, inv_q2, sqrt_n, rsqrt_n, col, cur, nxt):
+def _image_normalisers(x, dims, q, off, inv_q2, ws, coff, sqrt_n, rsqrt_n, col, cur, nxt):
     """N_h of one image for h = 0..L-1 (on grid h+1), stored as sqrt(N) and 1/sqrt(N) (0 where N = 0).
 
-    Uses the same column-then-row passes, in the same order, as the cross recursion restricted to its pixel
-    diagonal, so that N_h equals S_h[p, p](x, x) up to the rounding that ``_snap`` absorbs.
+    Pixel (i, j) of every layer is stored at i*ws + coff + j (the row stride and column offset of the pair
+    layout, see _cntk_pair); entries that are not pixels of the layer's grid stay 0.  Sums run in the same order as the cross recursion on its pixel diagonal (b ascending, then a
+    ascending, then the scale), so N_h equals S_h[p, p](x, x) up to the rounding that ``_snap`` absorbs.
     """
     h0, w0, c = x.shape
     for i in range(h0):
@@ -142,8 +151,8 @@ def _image_normalisers(x, dims, q, off, inv_q2, sqrt_n, rsqrt_n, col, cur, nxt):
                     jj = j + bb + off
                     if jj < 0 or jj >= wi:
                         continue
-                    s += cur[i * wi + jj]
-                col[i * wo + j] = s
+                    s += cur[i * w0 + jj]
+                col[i * w0 + j] = s
         for i in range(ho):
             for j in range(wo):
                 s = 0.0
@@ -151,185 +160,273 @@ def _image_normalisers(x, dims, q, off, inv_q2, sqrt_n, rsqrt_n, col, cur, nxt):
                     ii = i + aa + off
                     if ii < 0 or ii >= hi:
                         continue
-                    s += col[ii * wo + j]
+                    s += col[ii * w0 + j]
                 if scale != 1.0:
                     s *= scale
-                nxt[i * wo + j] = s
-        for p in range(ho * wo):
-            v = nxt[p]
-            cur[p] = v
-            sqrt_n[h, p] = np.sqrt(v)
-            rsqrt_n[h, p] = 1.0 / np.sqrt(v) if v > 0.0 else 0.0
+                nxt[i * w0 + j] = s
+        for i in range(ho):
+            for j in range(wo):
+                v = nxt[i * w0 + j]
+                cur[i * w0 + j] = v
+                sqrt_n[h, i * ws + coff + j] = np.sqrt(v)
+                rsqrt_n[h, i * ws + coff + j] = 1.0 / np.sqrt(v) if v > 0.0 else 0.0
 
 
 @numba.njit(cache=True, parallel=True)
-def _all_normalisers(X, dims, q, off, inv_q2, n_layers, p1):
+def _all_normalisers(X, dims, q, off, inv_q2, n_layers):
     n, h0, w0, _ = X.shape
-    sqrt_n = np.zeros((n, n_layers, p1))
-    rsqrt_n = np.zeros((n, n_layers, p1))
+    coff = -off
+    ws = w0 + 2 * coff
+    sqrt_n = np.zeros((n, n_layers, h0 * ws))
+    rsqrt_n = np.zeros((n, n_layers, h0 * ws))
     for a in prange(n):
-        col = np.empty(h0 * w0)
-        cur = np.empty(h0 * w0)
-        nxt = np.empty(h0 * w0)
-        _image_normalisers(X[a], dims, q, off, inv_q2, sqrt_n[a], rsqrt_n[a], col, cur, nxt)
+        col = np.zeros(h0 * w0)
+        cur = np.zeros(h0 * w0)
+        nxt = np.zeros(h0 * w0)
+        _image_normalisers(X[a], dims, q, off, inv_q2, ws, coff, sqrt_n[a], rsqrt_n[a], col, cur, nxt)
     return sqrt_n, rsqrt_n
 
 
 @numba.njit(cache=True)
-def _row_exact(s, s0, pm, p0, p_zero, g, m, w, rx, sx, rsy, sy, y0):
-    """One row (fixed i, i', j) of layer h: G = sqrt(N N') k1(r), M = P Gdot + G (exact arc-cosines)."""
-    for jp in range(w):
-        a = _snap(s[s0 + jp] * (rx * rsy[y0 + jp]))
-        kd, k = _k0_k1(a)
-        gv = k * (sx * sy[y0 + jp])
-        g[jp] = gv
-        if p_zero:
-            m[jp] = gv
-        else:
-            m[jp] = pm[p0 + jp] * kd + gv
+def _block_exact(s, pm, g, m, xr, xs, yr, ys, p_zero):
+    """One block (fixed rows i, i') of layer h, as flat arrays: G = sqrt(N N') k1(r), M = P Gdot + G.
+
+    ``xr``/``xs`` hold 1/sqrt(N)/sqrt(N) of x's pixel (i, j) repeated along j', ``yr``/``ys`` those of y's
+    pixel (i', j') tiled along j, so that this is one long branch-free loop that LLVM vectorises.  Gdot is
+    taken as 0 where a patch is zero (N = 0): P vanishes there anyway, and it zeroes the garbage columns.
+    """
+    if p_zero:  # P_0 = 0 (fixed first layer): M = G
+        for k in range(s.size):
+            a = _snap(s[k] * (xr[k] * yr[k]))
+            gv = _k1(a) * (xs[k] * ys[k])
+            g[k] = gv
+            m[k] = gv
+    else:
+        for k in range(s.size):
+            a = _snap(s[k] * (xr[k] * yr[k]))
+            kd, k1 = _k0_k1(a)
+            nn = xs[k] * ys[k]
+            gv = k1 * nn
+            g[k] = gv
+            m[k] = (pm[k] * kd if nn > 0.0 else 0.0) + gv
 
 
 @numba.njit(cache=True)
-def _row_poly(s, s0, pm, p0, p_zero, g, m, w, rx, sx, rsy, sy, y0, c0, c1, use0, use1):
-    """As _row_exact with polynomials in place of k0 (use0) and/or k1 (use1)."""
-    for jp in range(w):
-        a = _snap(s[s0 + jp] * (rx * rsy[y0 + jp]))
+def _block_poly(s, pm, g, m, xr, xs, yr, ys, p_zero, c0, c1, use0, use1):
+    """As _block_exact with polynomials in place of k0 (use0) and/or k1 (use1)."""
+    for k in range(s.size):
+        a = _snap(s[k] * (xr[k] * yr[k]))
         kd = _horner(c0, a) if use0 else _k0(a)
-        k = _horner(c1, a) if use1 else _k1(a)
-        gv = k * (sx * sy[y0 + jp])
-        g[jp] = gv
+        k1 = _horner(c1, a) if use1 else _k1(a)
+        nn = xs[k] * ys[k]
+        gv = k1 * nn
+        g[k] = gv
+        m[k] = gv if (p_zero or nn == 0.0) else pm[k] * kd + gv
+
+
+@numba.njit(cache=True)
+def _block_final_exact(s, pm, m, xr, xs, yr, ys, p_zero, add_g):
+    """Last layer: m = P_{L-1} Gdot_L (+ G_L) on one block (summed by the caller); 0 where N N' = 0."""
+    if add_g:
         if p_zero:
-            m[jp] = gv
+            for k in range(s.size):
+                a = _snap(s[k] * (xr[k] * yr[k]))
+                m[k] = _k1(a) * (xs[k] * ys[k])
         else:
-            m[jp] = pm[p0 + jp] * kd + gv
+            for k in range(s.size):
+                a = _snap(s[k] * (xr[k] * yr[k]))
+                kd, k1 = _k0_k1(a)
+                nn = xs[k] * ys[k]
+                m[k] = (pm[k] * kd if nn > 0.0 else 0.0) + k1 * nn
+    else:
+        for k in range(s.size):
+            a = _snap(s[k] * (xr[k] * yr[k]))
+            m[k] = pm[k] * _k0(a) if xs[k] * ys[k] > 0.0 else 0.0
 
 
 @numba.njit(cache=True)
-def _final_exact(s, s0, pm, p0, p_zero, w, rx, sx, rsy, sy, y0, add_g):
-    acc = 0.0
-    for jp in range(w):
-        a = _snap(s[s0 + jp] * (rx * rsy[y0 + jp]))
-        kd, k = _k0_k1(a)
-        v = 0.0 if p_zero else pm[p0 + jp] * kd
+def _block_final_poly(s, pm, m, xr, xs, yr, ys, p_zero, add_g, c0, c1, use0, use1):
+    for k in range(s.size):
+        a = _snap(s[k] * (xr[k] * yr[k]))
+        nn = xs[k] * ys[k]
+        v = 0.0
+        if not p_zero and nn > 0.0:
+            v = pm[k] * (_horner(c0, a) if use0 else _k0(a))
         if add_g:
-            v += k * (sx * sy[y0 + jp])
-        acc += v
-    return acc
+            v += (_horner(c1, a) if use1 else _k1(a)) * nn
+        m[k] = v
 
 
 @numba.njit(cache=True)
-def _final_poly(s, s0, pm, p0, p_zero, w, rx, sx, rsy, sy, y0, add_g, c0, c1, use0, use1):
-    acc = 0.0
-    for jp in range(w):
-        a = _snap(s[s0 + jp] * (rx * rsy[y0 + jp]))
-        kd = _horner(c0, a) if use0 else _k0(a)
-        v = 0.0 if p_zero else pm[p0 + jp] * kd
-        if add_g:
-            k = _horner(c1, a) if use1 else _k1(a)
-            v += k * (sx * sy[y0 + jp])
-        acc += v
-    return acc
+def _sum_fixed(v, n):
+    """Sum of v[:n] with eight interleaved partial sums (vectorisable, and always the same order)."""
+    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = 0.0
+    n8 = n - n % 8
+    for k in range(0, n8, 8):
+        s0 += v[k]
+        s1 += v[k + 1]
+        s2 += v[k + 2]
+        s3 += v[k + 3]
+        s4 += v[k + 4]
+        s5 += v[k + 5]
+        s6 += v[k + 6]
+        s7 += v[k + 7]
+    for k in range(n8, n):
+        s0 += v[k]
+    return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
 
 
 @numba.njit(cache=True)
-def _cntk_pair(x, y, sqx, rsx, sqy, rsy, dims, q, off, inv_q2, fix_first, fix_last,
-               c0, c1, use0, use1, s, pm, t1, t2, g, m):
+def _expand_normalisers(sqx, rsx, sqy, rsy, hh, wh, w0, ws, coff, xs, xr, ys, yr):
+    """Per-row copies of one layer's normalisers for the flat block loops (see _block_exact).
+
+    Row i of x: entry j*ws + jj holds x's pixel (i, j) value where jj - coff is a pixel column (< wh), 0
+    elsewhere; row i' of y: entry j*ws + jj holds y's value at (i', jj - coff) (0 off the grid).  The zeros
+    make G, and through the mask on Gdot also M, exactly 0 on padding and garbage columns.
+    """
+    nb = w0 * ws
+    for i in range(hh):
+        sqy_row = sqy[i * ws:(i + 1) * ws]
+        rsy_row = rsy[i * ws:(i + 1) * ws]
+        for j in range(wh):
+            o = i * nb + j * ws
+            vs = sqx[i * ws + coff + j]
+            vr = rsx[i * ws + coff + j]
+            xs_row = xs[o:o + ws]
+            xr_row = xr[o:o + ws]
+            ys_row = ys[o:o + ws]
+            yr_row = yr[o:o + ws]
+            for jj in range(ws):
+                inside = jj >= coff and jj < coff + wh
+                xs_row[jj] = vs if inside else 0.0
+                xr_row[jj] = vr if inside else 0.0
+                ys_row[jj] = sqy_row[jj]
+                yr_row[jj] = rsy_row[jj]
+
+
+@numba.njit(cache=True)
+def _cntk_pair(xt, yt, sqx, rsx, sqy, rsy, dims, q, off, inv_q2, fix_first, fix_last,
+               c0, c1, use0, use1, s, pm, t1, t2, g, m, xs, xr, ys, yr):
     """CNTK-GAP of one pair of images (spec section 3), with caller-provided workspaces.
 
-    Workspaces: ``s``, ``pm`` hold S_h and P_h on grid h+1 (layout [i, i', j, j']); ``t1``, ``t2`` the
-    column-passed blocks; ``g``, ``m`` one W x W block of G_h and P_{h-1} Gdot_h + G_h.
+    ``xt``, ``yt``: the images channel-major (C, H0, W0).  Every 4-d array (S_h, P_h and the column-passed T)
+    is laid out as blocks (i, i') at (i*H0 + i')*W0*ws, entry (j, j') of a block at j*ws + coff + j', for
+    every layer: row stride ws = W0 + 2c and column offset coff = c for 'same' (c = (q-1)/2 zero columns on
+    each side), ws = W0 and coff = 0 for 'valid', whose layers use the top-left part and carry finite
+    garbage in the columns beyond their width.  Padding and garbage columns are masked (zero normalisers),
+    so every inner loop is long, flat and branch-free.  ``g``, ``m``: one block of G_h and of
+    P_{h-1} Gdot_h + G_h, placed at ``goff`` inside zero margins ('same'); ``xs``, ``xr``, ``ys``, ``yr``:
+    the current layer's expanded normalisers.
     """
     poly = use0 or use1
+    coff = -off
     n_layers = sqx.shape[0]
-    h0, w0, nc = x.shape
+    nc, h0, w0 = xt.shape
+    ws = w0 + 2 * coff
+    nb = w0 * ws
+    goff = coff * ws + coff
     h1, w1 = dims[1, 0], dims[1, 1]
     # ---- input layer: G0 block by block, column pass into t1, row pass into s (no 1/q^2 on this layer).
     for i in range(h0):
         for ip in range(h0):
             for j in range(w0):
+                grow = g[goff + j * ws + coff:goff + j * ws + coff + w0]
                 for jp in range(w0):
-                    v = 0.0
-                    for k in range(nc):
-                        v += x[i, j, k] * y[ip, jp, k]
-                    g[j * w0 + jp] = v
-            _column_pass(g, w0, t1, (i * h0 + ip) * w1 * w1, w1, q, off)
-    _row_pass(t1, h0, s, h1, w1 * w1, q, off, 1.0)
+                    grow[jp] = 0.0
+                for k in range(nc):
+                    xv = xt[k, i, j]
+                    yrow = yt[k, ip]
+                    for jp in range(w0):
+                        grow[jp] += xv * yrow[jp]
+            _column_pass(g, ws, t1, (i * h0 + ip) * nb, w1, q)
+    _row_pass(t1, s, h0, nb, h0, h1, w1 * ws, q, off, 1.0)
     p_zero = fix_first
     if not fix_first:
-        for k in range(h1 * h1 * w1 * w1):
-            pm[k] = s[k]
-    # ---- hidden layers h = 1..L-1: G_h, Gdot_h from S_{h-1}; S_h and P_h by patch sums.
-    for h in range(1, n_layers):
+        for i in range(h1):
+            for ip in range(h1):
+                o = (i * h0 + ip) * nb
+                pm[o:o + w1 * ws] = s[o:o + w1 * ws]
+    # ---- layers h = 1..L: expanded normalisers N_{h-1}; hidden layers h < L: S_h and P_h by patch sums.
+    for h in range(1, n_layers + 1):
         hh, wh = dims[h, 0], dims[h, 1]
+        _expand_normalisers(sqx[h - 1], rsx[h - 1], sqy[h - 1], rsy[h - 1], hh, wh, w0, ws, coff, xs, xr, ys, yr)
+        if h == n_layers:
+            break
         hn, wn = dims[h + 1, 0], dims[h + 1, 1]
-        nb = wn * wn
+        ln = wh * ws
+        gb = g[goff:goff + ln]
+        mb = m[goff:goff + ln]
         for i in range(hh):
             for ip in range(hh):
-                blk0 = (i * hh + ip) * wh * wh
-                for j in range(wh):
-                    px = i * wh + j
-                    r0 = blk0 + j * wh
-                    gr = g[j * wh:(j + 1) * wh]
-                    mr = m[j * wh:(j + 1) * wh]
-                    if poly:
-                        _row_poly(s, r0, pm, r0, p_zero, gr, mr, wh, rsx[h - 1, px], sqx[h - 1, px],
-                                  rsy[h - 1], sqy[h - 1], ip * wh, c0, c1, use0, use1)
-                    else:
-                        _row_exact(s, r0, pm, r0, p_zero, gr, mr, wh, rsx[h - 1, px], sqx[h - 1, px],
-                                   rsy[h - 1], sqy[h - 1], ip * wh)
-                _column_pass(g, wh, t1, (i * hh + ip) * nb, wn, q, off)
-                _column_pass(m, wh, t2, (i * hh + ip) * nb, wn, q, off)
-        _row_pass(t1, hh, s, hn, nb, q, off, inv_q2)
-        _row_pass(t2, hh, pm, hn, nb, q, off, inv_q2)
+                o = (i * h0 + ip) * nb
+                if poly:
+                    _block_poly(s[o:o + ln], pm[o:o + ln], gb, mb, xr[i * nb:i * nb + ln],
+                                xs[i * nb:i * nb + ln], yr[ip * nb:ip * nb + ln], ys[ip * nb:ip * nb + ln],
+                                p_zero, c0, c1, use0, use1)
+                else:
+                    _block_exact(s[o:o + ln], pm[o:o + ln], gb, mb, xr[i * nb:i * nb + ln],
+                                 xs[i * nb:i * nb + ln], yr[ip * nb:ip * nb + ln], ys[ip * nb:ip * nb + ln],
+                                 p_zero)
+                _column_pass(g, ws, t1, o, wn, q)
+                _column_pass(m, ws, t2, o, wn, q)
+        _row_pass(t1, s, h0, nb, hh, hn, wn * ws, q, off, inv_q2)
+        _row_pass(t2, pm, h0, nb, hh, hn, wn * ws, q, off, inv_q2)
         p_zero = False
     # ---- last layer: GAP of P_{L-1} Gdot_L (+ G_L).
     hl, wl = dims[n_layers, 0], dims[n_layers, 1]
+    ln = wl * ws
     total = 0.0
     add_g = not fix_last
+    mb = m[goff:goff + ln]  # inside the margins, which must stay zero for the next pair
     for i in range(hl):
         for ip in range(hl):
-            blk0 = (i * hl + ip) * wl * wl
-            for j in range(wl):
-                px = i * wl + j
-                r0 = blk0 + j * wl
-                if poly:
-                    total += _final_poly(s, r0, pm, r0, p_zero, wl, rsx[n_layers - 1, px],
-                                         sqx[n_layers - 1, px], rsy[n_layers - 1], sqy[n_layers - 1], ip * wl,
-                                         add_g, c0, c1, use0, use1)
-                else:
-                    total += _final_exact(s, r0, pm, r0, p_zero, wl, rsx[n_layers - 1, px],
-                                          sqx[n_layers - 1, px], rsy[n_layers - 1], sqy[n_layers - 1], ip * wl,
-                                          add_g)
+            o = (i * h0 + ip) * nb
+            if poly:
+                _block_final_poly(s[o:o + ln], pm[o:o + ln], mb, xr[i * nb:i * nb + ln],
+                                  xs[i * nb:i * nb + ln], yr[ip * nb:ip * nb + ln], ys[ip * nb:ip * nb + ln],
+                                  p_zero, add_g, c0, c1, use0, use1)
+            else:
+                _block_final_exact(s[o:o + ln], pm[o:o + ln], mb, xr[i * nb:i * nb + ln],
+                                   xs[i * nb:i * nb + ln], yr[ip * nb:ip * nb + ln], ys[ip * nb:ip * nb + ln],
+                                   p_zero, add_g)
+            total += _sum_fixed(mb, ln)
     n_grid = hl * wl
     return total * inv_q2 / (float(n_grid) * float(n_grid))
 
 
 @numba.njit(cache=True, parallel=True)
-def _cntk_pairs(X1, X2, sq1, rs1, sq2, rs2, pairs, dims, q, off, inv_q2, fix_first, fix_last,
+def _cntk_pairs(X1t, X2t, sq1, rs1, sq2, rs2, pairs, dims, q, off, inv_q2, fix_first, fix_last,
                 c0, c1, use0, use1, n_chunks, out):
     """Evaluate out[k] = CNTK(X1[pairs[k, 0]], X2[pairs[k, 1]]) for every k, in parallel over chunks of pairs.
 
-    Each chunk allocates its O(P^2) workspaces once; a pair's value does not depend on the chunking.
+    Images come channel-major (n, C, H, W).  Each chunk allocates its O(P^2) workspaces once (zeroed: the
+    margins of ``g``/``m`` must stay 0, and garbage columns must be finite from the start); a pair's value
+    does not depend on the chunking.
     """
     n_pairs = pairs.shape[0]
     h0, w0 = dims[0, 0], dims[0, 1]
-    h1, w1 = dims[1, 0], dims[1, 1]
-    size_s = h1 * h1 * w1 * w1
-    size_t = h0 * h0 * w1 * w1  # the largest column-passed layer is the input one
+    coff = -off
+    ws = w0 + 2 * coff
+    size = h0 * h0 * w0 * ws
+    size_g = (w0 + 2 * coff) * ws + q + 2  # block + zero margins + slack read by the last shifts
     for c in prange(n_chunks):
         start = (c * n_pairs) // n_chunks
         stop = ((c + 1) * n_pairs) // n_chunks
-        s = np.empty(size_s)
-        pm = np.empty(size_s)
-        t1 = np.empty(size_t)
-        t2 = np.empty(size_t)
-        g = np.empty(w0 * w0)
-        m = np.empty(w0 * w0)
+        s = np.zeros(size)
+        pm = np.zeros(size)
+        t1 = np.zeros(size)
+        t2 = np.zeros(size)
+        g = np.zeros(size_g)
+        m = np.zeros(size_g)
+        xs = np.zeros(h0 * w0 * ws)
+        xr = np.zeros(h0 * w0 * ws)
+        ys = np.zeros(h0 * w0 * ws)
+        yr = np.zeros(h0 * w0 * ws)
         for k in range(start, stop):
             a = pairs[k, 0]
             b = pairs[k, 1]
-            out[k] = _cntk_pair(X1[a], X2[b], sq1[a], rs1[a], sq2[b], rs2[b], dims, q, off, inv_q2,
-                                fix_first, fix_last, c0, c1, use0, use1, s, pm, t1, t2, g, m)
+            out[k] = _cntk_pair(X1t[a], X2t[b], sq1[a], rs1[a], sq2[b], rs2[b], dims, q, off, inv_q2,
+                                fix_first, fix_last, c0, c1, use0, use1, s, pm, t1, t2, g, m, xs, xr, ys, yr)
 
 
 # ------------------------------------------------------------------------------------------------ Python API
@@ -441,19 +538,20 @@ def cntk_kernel(X1, X2=None, *, depth, filter_size=3, padding="valid", fix_first
     dims = np.array(cntk_grid_sizes(height, width, depth, q, padding), dtype=np.int64)
     off = -((q - 1) // 2) if padding == "same" else 0
     inv_q2 = 1.0 / float(q * q)
-    p1 = int(dims[1, 0] * dims[1, 1])
 
-    sq1, rs1 = _all_normalisers(X1, dims, q, off, inv_q2, depth, p1)
+    sq1, rs1 = _all_normalisers(X1, dims, q, off, inv_q2, depth)
     if symmetric:
         sq2, rs2 = sq1, rs1
         ia, ib = np.triu_indices(n1)
     else:
-        sq2, rs2 = _all_normalisers(X2, dims, q, off, inv_q2, depth, p1)
+        sq2, rs2 = _all_normalisers(X2, dims, q, off, inv_q2, depth)
         ia, ib = (v.ravel() for v in np.meshgrid(np.arange(n1), np.arange(n2), indexing="ij"))
     pairs = np.ascontiguousarray(np.stack([ia, ib], axis=1), dtype=np.int64)
     n_chunks = max(1, min(len(pairs), numba.get_num_threads()))
     values = np.empty(len(pairs))
-    _cntk_pairs(X1, X2, sq1, rs1, sq2, rs2, pairs, dims, q, off, inv_q2, fix_first, fix_last,
+    X1t = np.ascontiguousarray(X1.transpose(0, 3, 1, 2))
+    X2t = X1t if symmetric else np.ascontiguousarray(X2.transpose(0, 3, 1, 2))
+    _cntk_pairs(X1t, X2t, sq1, rs1, sq2, rs2, pairs, dims, q, off, inv_q2, fix_first, fix_last,
                 c0, c1, use0, use1, n_chunks, values)
     K = np.empty((n1, n2))
     K[pairs[:, 0], pairs[:, 1]] = values
