@@ -28,7 +28,9 @@ The file fashion_mnist_subset.npz in this folder is a subset of Fashion-MNIST (m
 tools/make_bundled_fashion_mnist.py from the Debian package dataset-fashion-mnist), distributed under the
 following licence:
 
-The MIT License (MIT) Copyright © [2017] Zalando SE, https://tech.zalando.com
+The MIT License (MIT)
+
+Copyright (c) 2017 Zalando SE, https://tech.zalando.com
 
 Permission is hereby granted, free of charge, to any person obtaining a copy of this software and associated
 documentation files (the "Software"), to deal in the Software without restriction, including without limitation the
