@@ -1,0 +1,165 @@
+"""Tests of ntk_sketch.ntk_random_features: the exact leverage sampler, unbiasedness, error rates, the L = 1
+spectral guarantee on real data, and input checks."""
+import math
+
+import numpy as np
+import pytest
+import scipy.stats
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ntk_sketch.metrics import lambda_for_statistical_dimension, relative_frobenius_error, spectral_epsilon
+from ntk_sketch.ntk_exact import nngp_kernel, ntk_kernel
+from ntk_sketch.ntk_random_features import NTKRandomFeatures, sample_leverage_relu_weights
+
+
+# ------------------------------------------------------------------------------------------ sampler
+@pytest.mark.parametrize("d", [3, 10, 64])
+def test_leverage_sampler_moments_and_distribution(d):
+    n = 200_000
+    W, weights = sample_leverage_relu_weights(d, n, seed=d)
+    sq = (W**2).sum(axis=0)
+    np.testing.assert_allclose(weights, np.sqrt(d / sq))
+    # |w|^2 ~ chi2(d + 2) => E[d / |w|^2] = d / d = 1 and Var = d / (d - 2) - 1 (d > 2).  A 6-sigma bound:
+    # failure probability 2e-9 for this (fixed) seed.
+    ratio = d / sq
+    se = math.sqrt((d / (d - 2) - 1) / n)
+    assert abs(ratio.mean() - 1.0) < 6 * se
+    # Kolmogorov-Smirnov against chi2(d + 2): p < 1e-6 would reject; the test fails with probability 1e-6
+    assert scipy.stats.kstest(sq, scipy.stats.chi2(d + 2).cdf).pvalue > 1e-6
+    # and the directions are uniform: the mean direction is ~0 (each coordinate has variance 1/(d n))
+    directions = W / np.sqrt(sq)
+    assert np.abs(directions.mean(axis=1)).max() < 6 / math.sqrt(d * n)
+
+
+def test_leverage_weighted_relu_features_match_gaussian_expectation():
+    # E_q[(d/|w|^2) relu(w.x) relu(w.y)] = E_N[relu(w.x) relu(w.y)] = |x||y| k1(a) / 2
+    rng = np.random.default_rng(7)
+    x, y = rng.standard_normal(4), rng.standard_normal(4)
+    W, weights = sample_leverage_relu_weights(4, 1_000_000, seed=8)
+    prod = 2 * weights**2 * np.maximum(x @ W, 0) * np.maximum(y @ W, 0)
+    target = nngp_kernel(x[None], y[None], depth=1)[0, 0]
+    assert abs(prod.mean() - target) < 6 * prod.std() / math.sqrt(prod.size)  # 6-sigma: 2e-9
+
+
+# ------------------------------------------------------------------------------------------ unbiasedness
+@pytest.mark.parametrize("sampling", ["leverage", "gaussian"])
+def test_unbiased_for_the_two_layer_ntk(sampling):
+    """At L = 1 every component is unbiased, so the mean of F F^T over seeds converges to the exact NTK."""
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((5, 6))
+    X[1] = -X[0] + 0.1 * rng.standard_normal(6)
+    n_seeds = 300
+    samples = np.array([
+        (lambda F: F @ F.T)(NTKRandomFeatures(1, 64, sampling=sampling, seed=s).fit_transform(X))
+        for s in range(n_seeds)
+    ])
+    mean, se = samples.mean(axis=0), samples.std(axis=0, ddof=1) / math.sqrt(n_seeds)
+    z = (mean - ntk_kernel(X, depth=1)) / se
+    # 300 independent draws: z is close to standard normal; P(max_15 |z| > 6) < 15 * 2e-9
+    assert np.abs(z[np.triu_indices(5)]).max() < 6, z
+
+
+@pytest.mark.slow
+def test_error_falls_like_inverse_square_root_of_m():
+    rng = np.random.default_rng(3)
+    X = np.abs(rng.standard_normal((150, 20)))
+    K = ntk_kernel(X, depth=2)
+    ms = [256, 1024, 4096]
+    med = [np.median([relative_frobenius_error(NTKRandomFeatures(2, m, seed=s).fit_transform(X), K)
+                      for s in range(7)]) for m in ms]
+    slope = np.polyfit(np.log(ms), np.log(med), 1)[0]
+    # theory: standard deviation ~ m^-1/2, plus an O(1/m) bias at L = 2; medians of 7 seeds keep the fitted slope
+    # within a few hundredths of -0.5 (observed -0.5 +- 0.05 over many seed sets); [-0.75, -0.35] is far outside
+    # that spread
+    assert -0.75 < slope < -0.35, (slope, med)
+
+
+# ------------------------------------------------------------------------------------------ spectral guarantee
+def _digits_300():
+    datasets = pytest.importorskip("sklearn.datasets")
+    return datasets.load_digits().data[:300] / 16.0
+
+
+def test_spectral_guarantee_two_layer_on_digits():
+    """Theorem 4 (L = 1): with enough features, (1 - eps)(K + lam I) <= F F^T + lam I <= (1 + eps)(K + lam I)."""
+    X = _digits_300()
+    K = ntk_kernel(X, depth=1)
+    lam = lambda_for_statistical_dimension(K, 25.0)  # s_lam = 25
+    m = 80 * 25  # 80 s_lam features
+    eps = np.array([spectral_epsilon(NTKRandomFeatures(1, m, seed=s).fit_transform(X), K, lam) for s in range(20)])
+    # Observed eps over 20 seeds: mean 0.29, max 0.35; a seed fails with probability p well below 1%, and
+    # P(Binomial(20, 0.01) >= 2) = 0.017, so "at least 19 of 20" is a statement the theory backs with margin.
+    assert np.sum(eps > 0.5) <= 1, eps
+
+
+def test_leverage_sampling_beats_gaussian_on_relu_features():
+    """Leverage sampling removes the radial variance of w: the second moment of a feature product is (d + 2)/d
+    times larger for Gaussian w than for leverage-weighted w.  The gain is therefore large in low dimension and
+    vanishes as d grows: on the 64-pixel digits we measured no difference (paired t = -0.4 at m = 400, s_lam = 25),
+    on the same digits projected on their top 4 principal components a clear one (mean eps 0.59 -> 0.44).
+    We test the regime the theory says matters, with common random directions (the same g for both samplers) so
+    that the paired difference isolates the sampling of |w|."""
+    X0 = _digits_300()
+    Vt = np.linalg.svd(X0 - X0.mean(axis=0), full_matrices=False)[2]
+    X = X0 @ Vt[:4].T  # real data, 4 dimensions
+    d = X.shape[1]
+    K = nngp_kernel(X, depth=1)
+    lam = lambda_for_statistical_dimension(K, 25.0)
+    m = 400
+    diffs = []
+    for s in range(20):
+        rng = np.random.default_rng(s)
+        G = rng.standard_normal((d, m))
+        radius = np.sqrt(rng.chisquare(d + 2, size=m))
+        F_gauss = np.sqrt(2.0 / m) * np.maximum(X @ G, 0.0)
+        W_lev = G * (radius / np.linalg.norm(G, axis=0))
+        F_lev = np.sqrt(2.0 / m) * np.maximum(X @ W_lev, 0.0) * (np.sqrt(d) / radius)
+        diffs.append(spectral_epsilon(F_gauss, K, lam) - spectral_epsilon(F_lev, K, lam))
+    diffs = np.array(diffs)
+    # a one-sided paired t-test at the 1e-3 level (t_19 > 3.58): it fails only if the gain is not there
+    t = diffs.mean() / (diffs.std(ddof=1) / math.sqrt(len(diffs)))
+    assert t > 3.58, (diffs.mean(), t)
+
+
+# ------------------------------------------------------------------------------------------ shapes, dtypes, errors
+@given(st.integers(1, 3), st.integers(2, 200), st.integers(0, 2**32 - 1), st.sampled_from([np.float32, np.float64]))
+def test_shapes_dtypes_determinism(depth, m, seed, dtype):
+    X = np.random.default_rng(seed).standard_normal((7, 5)).astype(dtype)
+    rf = NTKRandomFeatures(depth, m, seed=seed).fit(X)
+    F = rf.transform(X)
+    assert F.shape == (7, m) and F.dtype == dtype
+    np.testing.assert_array_equal(F, NTKRandomFeatures(depth, m, seed=seed).fit(X).transform(X))
+    # chunking does not change the result
+    rf2 = NTKRandomFeatures(depth, m, seed=seed, chunk_size=3).fit(X)
+    np.testing.assert_allclose(rf2.transform(X), F, rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-6)
+
+
+def test_sparse_input_equals_dense_and_zero_rows():
+    import scipy.sparse as sp
+
+    X = np.random.default_rng(0).standard_normal((6, 8))
+    X[2] = 0.0
+    rf = NTKRandomFeatures(2, 128, seed=1).fit(X)
+    F = rf.transform(X)
+    np.testing.assert_allclose(rf.transform(sp.csr_matrix(X)), F, rtol=1e-12, atol=1e-12)
+    assert np.all(F[2] == 0.0)
+
+
+def test_bad_input():
+    X = np.ones((4, 3))
+    with pytest.raises(ValueError, match="not fitted"):
+        NTKRandomFeatures().transform(X)
+    rf = NTKRandomFeatures(1, 16, seed=0).fit(X)
+    with pytest.raises(ValueError, match="3"):
+        rf.transform(np.ones((2, 4)))
+    with pytest.raises(ValueError, match="NaN"):
+        rf.transform(np.array([[1.0, np.nan, 0.0]]))
+    with pytest.raises(ValueError, match="n_components"):
+        NTKRandomFeatures(1, 0).fit(X)
+    with pytest.raises(ValueError, match="depth"):
+        NTKRandomFeatures(0, 16).fit(X)
+    with pytest.raises(ValueError, match="sampling"):
+        NTKRandomFeatures(1, 16, sampling="gibbs").fit(X)
+    with pytest.raises(ValueError, match="dim"):
+        sample_leverage_relu_weights(0, 5)
