@@ -25,10 +25,13 @@ njit kernels (for other modules' njit loops)
 ``_countsketch_sparse(indices, signs, x_idx, x_val, out)``
     Same for one sparse vector given by its column indices ``x_idx`` (int32/int64) and values ``x_val``
     (e.g. one CSR row ``X.indices[a:b], X.data[a:b]``); cost O(s nnz).
+``_countsketch_dense_rows(indices, signs, X, out, r0, r1)`` / ``_countsketch_csr_rows(indices, signs, indptr,
+X_indices, X_data, out, r0, r1)``
+    Rows r0..r1-1 of a batch, serially; ``out`` (n, m).
 ``_countsketch_dense_batch(indices, signs, X, out)`` / ``_countsketch_csr_batch(indices, signs, indptr,
 X_indices, X_data, out)``
-    Rows in parallel (``prange``); ``out`` (n, m) is overwritten.  Each row is computed by one thread in a fixed
-    order, so the result does not depend on the thread count.
+    All rows, blocks of rows in parallel (``prange``); ``out`` (n, m) is overwritten.  Each row is computed by
+    one thread in a fixed order, so the result does not depend on the thread count.
 
 The kernels accept any ``out`` length ``M >= max(indices) + 1``; PolySketch exploits this by stacking the
 tables of its p independent leaves into one (d, p s) table whose indices point into a flattened (p, m) buffer.
@@ -43,7 +46,11 @@ import scipy.sparse as sp
 
 from ._validation import check_matrix, check_n_features, check_positive_int, check_random_state
 
-__all__ = ["CountSketchTables", "draw_countsketch", "CountSketch"]
+__all__ = ["CountSketchTables", "draw_countsketch", "apply_countsketch", "CountSketch"]
+
+# Rows per prange task.  Batches of at most one block run serially: for a few rows the parallel launch costs
+# more than the work (and on a loaded machine, much more).
+_BLOCK = 32
 
 
 class CountSketchTables(NamedTuple):
@@ -111,18 +118,32 @@ def _countsketch_sparse(indices, signs, x_idx, x_val, out):
             out[indices[i, k]] += signs[i, k] * v
 
 
+@numba.njit(cache=True)
+def _countsketch_dense_rows(indices, signs, X, out, r0, r1):
+    for r in range(r0, r1):
+        _countsketch_dense(indices, signs, X[r], out[r])
+
+
+@numba.njit(cache=True)
+def _countsketch_csr_rows(indices, signs, indptr, X_indices, X_data, out, r0, r1):
+    for r in range(r0, r1):
+        a = indptr[r]
+        b = indptr[r + 1]
+        _countsketch_sparse(indices, signs, X_indices[a:b], X_data[a:b], out[r])
+
+
 @numba.njit(cache=True, parallel=True)
 def _countsketch_dense_batch(indices, signs, X, out):
-    for r in numba.prange(X.shape[0]):
-        _countsketch_dense(indices, signs, X[r], out[r])
+    n = X.shape[0]
+    for b in numba.prange((n + _BLOCK - 1) // _BLOCK):
+        _countsketch_dense_rows(indices, signs, X, out, b * _BLOCK, min(n, (b + 1) * _BLOCK))
 
 
 @numba.njit(cache=True, parallel=True)
 def _countsketch_csr_batch(indices, signs, indptr, X_indices, X_data, out):
-    for r in numba.prange(out.shape[0]):
-        a = indptr[r]
-        b = indptr[r + 1]
-        _countsketch_sparse(indices, signs, X_indices[a:b], X_data[a:b], out[r])
+    n = out.shape[0]
+    for b in numba.prange((n + _BLOCK - 1) // _BLOCK):
+        _countsketch_csr_rows(indices, signs, indptr, X_indices, X_data, out, b * _BLOCK, min(n, (b + 1) * _BLOCK))
 
 
 def apply_countsketch(X, tables: CountSketchTables, *, name="X"):
@@ -133,8 +154,14 @@ def apply_countsketch(X, tables: CountSketchTables, *, name="X"):
     X = check_matrix(X, name, dtype=None, accept_sparse=True)
     check_n_features(X, tables.indices.shape[0], name, "draw_countsketch")
     out = np.empty((X.shape[0], tables.m), dtype=X.dtype)
+    n = X.shape[0]
     if sp.issparse(X):
-        _countsketch_csr_batch(tables.indices, tables.signs, X.indptr, X.indices, X.data, out)
+        if n <= _BLOCK:  # one block: skip the parallel launch (it dominates for a handful of rows)
+            _countsketch_csr_rows(tables.indices, tables.signs, X.indptr, X.indices, X.data, out, 0, n)
+        else:
+            _countsketch_csr_batch(tables.indices, tables.signs, X.indptr, X.indices, X.data, out)
+    elif n <= _BLOCK:
+        _countsketch_dense_rows(tables.indices, tables.signs, X, out, 0, n)
     else:
         _countsketch_dense_batch(tables.indices, tables.signs, X, out)
     return out

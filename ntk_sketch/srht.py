@@ -26,8 +26,12 @@ njit kernels (for other modules' njit loops)
     Same for a sparse vector given by indices/values (one CSR row); O(nnz + N log N).
 ``_srht_from_work(rows, scale, out, work)``
     The last two steps (transform ``work`` in place, then sample): for callers that fill ``work`` themselves.
+``_srht_dense_rows(signs, rows, scale, n_pad, X, out, r0, r1)`` / ``_srht_csr_rows(signs, rows, scale, n_pad,
+indptr, X_indices, X_data, out, r0, r1)``
+    Rows r0..r1-1 serially, one scratch buffer for all of them.
 ``_srht_dense_batch(signs, rows, scale, n_pad, X, out)`` / ``_srht_csr_batch(...)``
-    Rows in parallel; each row is computed by one thread in a fixed order (thread-count independent results).
+    All rows, blocks in parallel; each row is computed by one thread in a fixed order (thread-count independent
+    results).
 """
 from __future__ import annotations
 
@@ -39,9 +43,10 @@ import scipy.sparse as sp
 
 from ._validation import check_matrix, check_n_features, check_positive_int, check_random_state
 
-__all__ = ["SRHTTables", "draw_srht", "SRHT", "fwht", "next_pow2"]
+__all__ = ["SRHTTables", "draw_srht", "apply_srht", "SRHT", "fwht", "next_pow2"]
 
-# Rows handled per prange task: scratch buffers are allocated once per block, not once per row.
+# Rows handled per prange task: scratch buffers are allocated once per block, not once per row.  Batches of at
+# most one block run serially (the parallel launch costs more than a few rows of work).
 _BLOCK = 32
 
 
@@ -159,25 +164,34 @@ def _srht_sparse(signs, rows, scale, x_idx, x_val, out, work):
     _srht_from_work(rows, scale, out, work)
 
 
+@numba.njit(cache=True)
+def _srht_dense_rows(signs, rows, scale, n_pad, X, out, r0, r1):
+    work = np.empty(n_pad, dtype=out.dtype)
+    for r in range(r0, r1):
+        _srht_dense(signs, rows, scale, X[r], out[r], work)
+
+
+@numba.njit(cache=True)
+def _srht_csr_rows(signs, rows, scale, n_pad, indptr, X_indices, X_data, out, r0, r1):
+    work = np.empty(n_pad, dtype=out.dtype)
+    for r in range(r0, r1):
+        _srht_sparse(signs, rows, scale, X_indices[indptr[r]:indptr[r + 1]], X_data[indptr[r]:indptr[r + 1]],
+                     out[r], work)
+
+
 @numba.njit(cache=True, parallel=True)
 def _srht_dense_batch(signs, rows, scale, n_pad, X, out):
     n = X.shape[0]
-    n_blocks = (n + _BLOCK - 1) // _BLOCK
-    for b in numba.prange(n_blocks):
-        work = np.empty(n_pad, dtype=out.dtype)
-        for r in range(b * _BLOCK, min(n, (b + 1) * _BLOCK)):
-            _srht_dense(signs, rows, scale, X[r], out[r], work)
+    for b in numba.prange((n + _BLOCK - 1) // _BLOCK):
+        _srht_dense_rows(signs, rows, scale, n_pad, X, out, b * _BLOCK, min(n, (b + 1) * _BLOCK))
 
 
 @numba.njit(cache=True, parallel=True)
 def _srht_csr_batch(signs, rows, scale, n_pad, indptr, X_indices, X_data, out):
     n = out.shape[0]
-    n_blocks = (n + _BLOCK - 1) // _BLOCK
-    for b in numba.prange(n_blocks):
-        work = np.empty(n_pad, dtype=out.dtype)
-        for r in range(b * _BLOCK, min(n, (b + 1) * _BLOCK)):
-            _srht_sparse(signs, rows, scale, X_indices[indptr[r]:indptr[r + 1]],
-                         X_data[indptr[r]:indptr[r + 1]], out[r], work)
+    for b in numba.prange((n + _BLOCK - 1) // _BLOCK):
+        _srht_csr_rows(signs, rows, scale, n_pad, indptr, X_indices, X_data, out, b * _BLOCK,
+                       min(n, (b + 1) * _BLOCK))
 
 
 @numba.njit(cache=True, parallel=True)
@@ -215,10 +229,17 @@ def apply_srht(X, tables: SRHTTables, *, name="X"):
     X = check_matrix(X, name, dtype=None, accept_sparse=True)
     check_n_features(X, tables.signs.shape[0], name, "draw_srht")
     out = np.empty((X.shape[0], tables.rows.shape[0]), dtype=X.dtype)
+    t = tables
+    n = X.shape[0]
     if sp.issparse(X):
-        _srht_csr_batch(tables.signs, tables.rows, tables.scale, tables.n_pad, X.indptr, X.indices, X.data, out)
+        if n <= _BLOCK:  # one block: skip the parallel launch
+            _srht_csr_rows(t.signs, t.rows, t.scale, t.n_pad, X.indptr, X.indices, X.data, out, 0, n)
+        else:
+            _srht_csr_batch(t.signs, t.rows, t.scale, t.n_pad, X.indptr, X.indices, X.data, out)
+    elif n <= _BLOCK:
+        _srht_dense_rows(t.signs, t.rows, t.scale, t.n_pad, X, out, 0, n)
     else:
-        _srht_dense_batch(tables.signs, tables.rows, tables.scale, tables.n_pad, X, out)
+        _srht_dense_batch(t.signs, t.rows, t.scale, t.n_pad, X, out)
     return out
 
 

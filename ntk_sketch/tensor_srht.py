@@ -31,8 +31,10 @@ njit kernels (for other modules' njit loops)
     transforms already (PolySketch reuses transforms shared between degrees).
 ``_signed_fwht(signs, x, work)``
     ``work <- Hu D pad(x)``: the per-factor transform.
+``_tensor_srht_rows(signs1, signs2, rows1, rows2, scale, n_pad1, n_pad2, X, Y, out, r0, r1)``
+    Rows r0..r1-1 serially.
 ``_tensor_srht_batch(signs1, signs2, rows1, rows2, scale, n_pad1, n_pad2, X, Y, out)``
-    Rows in parallel; thread-count independent.
+    All rows, blocks in parallel; thread-count independent.
 """
 from __future__ import annotations
 
@@ -109,15 +111,20 @@ def _tensor_srht(signs1, signs2, rows1, rows2, scale, x, y, out, work1, work2):
     _tensor_srht_combine(rows1, rows2, scale, work1, work2, out)
 
 
+@numba.njit(cache=True)
+def _tensor_srht_rows(signs1, signs2, rows1, rows2, scale, n_pad1, n_pad2, X, Y, out, r0, r1):
+    work1 = np.empty(n_pad1, dtype=out.dtype)
+    work2 = np.empty(n_pad2, dtype=out.dtype)
+    for r in range(r0, r1):
+        _tensor_srht(signs1, signs2, rows1, rows2, scale, X[r], Y[r], out[r], work1, work2)
+
+
 @numba.njit(cache=True, parallel=True)
 def _tensor_srht_batch(signs1, signs2, rows1, rows2, scale, n_pad1, n_pad2, X, Y, out):
     n = X.shape[0]
-    n_blocks = (n + _BLOCK - 1) // _BLOCK
-    for b in numba.prange(n_blocks):
-        work1 = np.empty(n_pad1, dtype=out.dtype)
-        work2 = np.empty(n_pad2, dtype=out.dtype)
-        for r in range(b * _BLOCK, min(n, (b + 1) * _BLOCK)):
-            _tensor_srht(signs1, signs2, rows1, rows2, scale, X[r], Y[r], out[r], work1, work2)
+    for b in numba.prange((n + _BLOCK - 1) // _BLOCK):
+        _tensor_srht_rows(signs1, signs2, rows1, rows2, scale, n_pad1, n_pad2, X, Y, out, b * _BLOCK,
+                          min(n, (b + 1) * _BLOCK))
 
 
 # ------------------------------------------------------------------------------------------------ wrappers
@@ -145,8 +152,12 @@ def tensor_srht(X, Y, tables: TensorSRHTTables):
     X = X.astype(dtype, copy=False)
     Y = Y.astype(dtype, copy=False)
     out = np.empty((X.shape[0], tables.rows1.shape[0]), dtype=dtype)
-    _tensor_srht_batch(tables.signs1, tables.signs2, tables.rows1, tables.rows2, tables.scale, tables.n_pad1,
-                       tables.n_pad2, X, Y, out)
+    t = tables
+    args = (t.signs1, t.signs2, t.rows1, t.rows2, t.scale, t.n_pad1, t.n_pad2, X, Y, out)
+    if X.shape[0] <= _BLOCK:  # one block: skip the parallel launch
+        _tensor_srht_rows(*args, 0, X.shape[0])
+    else:
+        _tensor_srht_batch(*args)
     return out
 
 
