@@ -125,6 +125,36 @@ def _row_pass(t, out, hb, nb, h_in, h_out, length, q, off, scale):
 
 
 @numba.njit(cache=True)
+def _emit(ring, out, o_start, o, i_lo, i_hi, q, off, nb, length, scale):
+    """out[o_start : +length] = scale * sum_a ring block of diagonal position o + a (a = off..off+q-1).
+
+    ``ring`` holds the column-passed blocks of the last q positions along the current block diagonal, slot
+    (position mod q); positions outside [i_lo, i_hi) are zero padding.  Order: a ascending, then the scale
+    (as in _image_normalisers).
+    """
+    dst = out[o_start:o_start + length]
+    first = True
+    for aa in range(q):
+        pos = o + aa + off
+        if pos < i_lo or pos >= i_hi:
+            continue
+        src = ring[(pos % q) * nb:(pos % q) * nb + length]
+        if first:
+            for k in range(length):
+                dst[k] = src[k]
+            first = False
+        else:
+            for k in range(length):
+                dst[k] += src[k]
+    if first:
+        for k in range(length):
+            dst[k] = 0.0
+    if scale != 1.0:
+        for k in range(length):
+            dst[k] *= scale
+
+
+@numba.njit(cache=True)
 def _image_normalisers(x, dims, q, off, inv_q2, ws, coff, sqrt_n, rsqrt_n, col, cur, nxt):
     """N_h of one image for h = 0..L-1 (on grid h+1), stored as sqrt(N) and 1/sqrt(N) (0 where N = 0).
 
@@ -306,7 +336,7 @@ def _expand_normalisers(sqx, rsx, sqy, rsy, hh, wh, w0, ws, coff, xs, xr, ys, yr
 
 @numba.njit(cache=True)
 def _cntk_pair(xt, yt, sqx, rsx, sqy, rsy, dims, q, off, inv_q2, fix_first, fix_last,
-               c0, c1, use0, use1, s, pm, t1, t2, g, m, xs, xr, ys, yr):
+               c0, c1, use0, use1, s, pm, r1, r2, g, m, xs, xr, ys, yr):
     """CNTK-GAP of one pair of images (spec section 3), with caller-provided workspaces.
 
     ``xt``, ``yt``: the images channel-major (C, H0, W0).  Every 4-d array (S_h, P_h and the column-passed T)
@@ -326,9 +356,20 @@ def _cntk_pair(xt, yt, sqx, rsx, sqy, rsy, dims, q, off, inv_q2, fix_first, fix_
     nb = w0 * ws
     goff = coff * ws + coff
     h1, w1 = dims[1, 0], dims[1, 1]
-    # ---- input layer: G0 block by block, column pass into t1, row pass into s (no 1/q^2 on this layer).
-    for i in range(h0):
-        for ip in range(h0):
+    # The patch sum's row pass adds column-passed blocks (i+a, i'+a): along each block diagonal d = i' - i.
+    # So every layer sweeps the diagonals, keeps the last q column-passed blocks in the small ring buffers
+    # r1, r2, and writes output block (o, o+d) as soon as its last source is done.  Output (o, o+d) only
+    # needs S_{h-1}, P_{h-1} at positions <= o + q - 1 + off, all read already, so S_h and P_h overwrite
+    # S_{h-1} and P_{h-1} in place and no n-independent P^2 temporary is needed beyond s and pm.
+    a_max = q - 1 + off  # last source offset
+    # ---- input layer: G0 block by block (no 1/q^2 on this layer).
+    for d in range(-(h0 - 1), h0):
+        i_lo, i_hi = max(0, -d), min(h0, h0 - d)
+        o_lo, o_hi = max(0, -d), min(h1, h1 - d)
+        if o_hi <= o_lo:
+            continue
+        for i in range(i_lo, i_hi):
+            ip = i + d
             for j in range(w0):
                 grow = g[goff + j * ws + coff:goff + j * ws + coff + w0]
                 for jp in range(w0):
@@ -338,8 +379,12 @@ def _cntk_pair(xt, yt, sqx, rsx, sqy, rsy, dims, q, off, inv_q2, fix_first, fix_
                     yrow = yt[k, ip]
                     for jp in range(w0):
                         grow[jp] += xv * yrow[jp]
-            _column_pass(g, ws, t1, (i * h0 + ip) * nb, w1, q)
-    _row_pass(t1, s, h0, nb, h0, h1, w1 * ws, q, off, 1.0)
+            _column_pass(g, ws, r1, (i % q) * nb, w1, q)
+            o = i - a_max
+            if o >= o_lo and o < o_hi:
+                _emit(r1, s, (o * h0 + o + d) * nb, o, i_lo, i_hi, q, off, nb, w1 * ws, 1.0)
+        for o in range(max(o_lo, i_hi - a_max), o_hi):
+            _emit(r1, s, (o * h0 + o + d) * nb, o, i_lo, i_hi, q, off, nb, w1 * ws, 1.0)
     p_zero = fix_first
     if not fix_first:
         for i in range(h1):
@@ -356,8 +401,13 @@ def _cntk_pair(xt, yt, sqx, rsx, sqy, rsy, dims, q, off, inv_q2, fix_first, fix_
         ln = wh * ws
         gb = g[goff:goff + ln]
         mb = m[goff:goff + ln]
-        for i in range(hh):
-            for ip in range(hh):
+        for d in range(-(hh - 1), hh):
+            i_lo, i_hi = max(0, -d), min(hh, hh - d)
+            o_lo, o_hi = max(0, -d), min(hn, hn - d)
+            if o_hi <= o_lo:
+                continue  # ('valid') no output block on this diagonal needs it
+            for i in range(i_lo, i_hi):
+                ip = i + d
                 o = (i * h0 + ip) * nb
                 if poly:
                     _block_poly(s[o:o + ln], pm[o:o + ln], gb, mb, xr[i * nb:i * nb + ln],
@@ -367,10 +417,15 @@ def _cntk_pair(xt, yt, sqx, rsx, sqy, rsy, dims, q, off, inv_q2, fix_first, fix_
                     _block_exact(s[o:o + ln], pm[o:o + ln], gb, mb, xr[i * nb:i * nb + ln],
                                  xs[i * nb:i * nb + ln], yr[ip * nb:ip * nb + ln], ys[ip * nb:ip * nb + ln],
                                  p_zero)
-                _column_pass(g, ws, t1, o, wn, q)
-                _column_pass(m, ws, t2, o, wn, q)
-        _row_pass(t1, s, h0, nb, hh, hn, wn * ws, q, off, inv_q2)
-        _row_pass(t2, pm, h0, nb, hh, hn, wn * ws, q, off, inv_q2)
+                _column_pass(g, ws, r1, (i % q) * nb, wn, q)
+                _column_pass(m, ws, r2, (i % q) * nb, wn, q)
+                oo = i - a_max
+                if oo >= o_lo and oo < o_hi:
+                    _emit(r1, s, (oo * h0 + oo + d) * nb, oo, i_lo, i_hi, q, off, nb, wn * ws, inv_q2)
+                    _emit(r2, pm, (oo * h0 + oo + d) * nb, oo, i_lo, i_hi, q, off, nb, wn * ws, inv_q2)
+            for oo in range(max(o_lo, i_hi - a_max), o_hi):
+                _emit(r1, s, (oo * h0 + oo + d) * nb, oo, i_lo, i_hi, q, off, nb, wn * ws, inv_q2)
+                _emit(r2, pm, (oo * h0 + oo + d) * nb, oo, i_lo, i_hi, q, off, nb, wn * ws, inv_q2)
         p_zero = False
     # ---- last layer: GAP of P_{L-1} Gdot_L (+ G_L).
     hl, wl = dims[n_layers, 0], dims[n_layers, 1]
@@ -414,8 +469,8 @@ def _cntk_pairs(X1t, X2t, sq1, rs1, sq2, rs2, pairs, dims, q, off, inv_q2, fix_f
         stop = ((c + 1) * n_pairs) // n_chunks
         s = np.zeros(size)
         pm = np.zeros(size)
-        t1 = np.zeros(size)
-        t2 = np.zeros(size)
+        r1 = np.zeros(q * w0 * ws)  # ring buffers of q column-passed blocks
+        r2 = np.zeros(q * w0 * ws)
         g = np.zeros(size_g)
         m = np.zeros(size_g)
         xs = np.zeros(h0 * w0 * ws)
@@ -426,7 +481,7 @@ def _cntk_pairs(X1t, X2t, sq1, rs1, sq2, rs2, pairs, dims, q, off, inv_q2, fix_f
             a = pairs[k, 0]
             b = pairs[k, 1]
             out[k] = _cntk_pair(X1t[a], X2t[b], sq1[a], rs1[a], sq2[b], rs2[b], dims, q, off, inv_q2,
-                                fix_first, fix_last, c0, c1, use0, use1, s, pm, t1, t2, g, m, xs, xr, ys, yr)
+                                fix_first, fix_last, c0, c1, use0, use1, s, pm, r1, r2, g, m, xs, xr, ys, yr)
 
 
 # ------------------------------------------------------------------------------------------------ Python API
