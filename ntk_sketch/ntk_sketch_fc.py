@@ -1,0 +1,225 @@
+"""NTKSketch: oblivious sketches of the fully connected ReLU NTK (Zandieh et al. 2021, Algorithm 1; spec section 5).
+
+The arc-cosine functions are replaced by polynomials with non-negative coefficients (:mod:`ntk_sketch.polynomials`)
+and the polynomial kernels are sketched with PolySketch (:mod:`ntk_sketch.polysketch`), so a row costs time
+linear in its number of non-zeros plus O(m log m) per sketch.  Two variants:
+
+``variant='layered'`` (Algorithm 1).  With ``phi_0 = psi_0 = x / |x|`` and per layer polynomials P1_h ~ k1,
+P0_h ~ k0 (coefficients c1, c0):
+
+    Z_l      = Q_h^l phi_{h-1}^(l),  l = 1..p                        (one PolySketch per layer, all degrees)
+    phi_h    = SRHT( sqrt(c1_0) (+) sqrt(c1_1) Z_1 (+) ... )           <phi_h(y), phi_h(z)> ~ s_h
+    phidot_h = SRHT( sqrt(c0_0) (+) sqrt(c0_1) Z_1 (+) ... )           <.,.> ~ k0(s_{h-1})
+    psi_h    = SRHT( TensorSRHT(psi_{h-1}, phidot_h) (+) phi_h )       <.,.> ~ T_{h-1} Sdot_h + S_h
+    features = |x| psi_L
+
+Every map is independent and unbiased, so at L = 1 the expected inner product is exactly the polynomial
+recursion ``a P0(a) + P1(a)``; for L >= 2 the polynomials of deeper layers are evaluated at estimated inner
+products, which leaves a bias of the order of the sketch variance (it vanishes as the sketch dimension grows).
+With ``normalize_layers=True`` (default) phi_h is rescaled to unit norm before it enters the next layer, so that
+the next layer's polynomial sees a cosine in [-1, 1] and the diagonal ``<phi_h(x), phi_h(x)> = 1 = s_h(1)`` is
+exact; this is a ratio estimator (not in the paper's Algorithm 1) that lowers the error; ``False`` is the paper's.
+
+``variant='single'``: one polynomial with non-negative coefficients approximates the whole ``K_L``
+(:func:`ntk_sketch.polynomials.ntk_polynomial`) and one PolySketch sketches it:
+``features = |x| [sqrt(c_0), sqrt(c_1) Q^1 u, ..., sqrt(c_p) Q^p u^(p)]`` with ``u = x/|x|``.  Unbiased for the
+polynomial kernel ``|x||y| sum_l c_l a^l`` at every depth, with no compounding of errors across layers (the
+authors' released code uses this form).
+
+Polynomials: ``'taylor'`` (truncated series, the theory's choice) or ``'fit'`` (least squares, non-negative,
+exact at a = 1).  Fitting intervals: layers >= 2 see values of k1, i.e. cosines in [0, 1]; the first layer (and the
+single polynomial) sees the input cosines, which are in [0, 1] when every input entry is >= 0 (detected at fit).
+"""
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from ._validation import check_matrix, check_n_features, check_positive_int, check_random_state
+from .polynomials import arccos_polynomials, ntk_polynomial
+from .polysketch import apply_polysketch, draw_polysketch
+from .srht import apply_srht, draw_srht
+from .tensor_srht import draw_tensor_srht, tensor_srht
+
+__all__ = ["NTKSketch"]
+
+
+def _row_norms(X):
+    if sp.issparse(X):
+        return np.sqrt(np.asarray(X.multiply(X).sum(axis=1)).ravel())
+    return np.sqrt(np.einsum("ij,ij->i", X, X))
+
+
+def _scale_rows(X, factors):
+    if sp.issparse(X):
+        return sp.csr_matrix(sp.diags(factors) @ X)
+    return X * factors[:, None]
+
+
+def _poly_concat(Z, coefficients):
+    """[sqrt(c_0), sqrt(c_1) Z_1, ..., sqrt(c_p) Z_p] for Z of shape (n, p, m)."""
+    n, p, m = Z.shape
+    out = np.empty((n, 1 + p * m), dtype=Z.dtype)
+    out[:, 0] = np.sqrt(coefficients[0])
+    out[:, 1:] = (Z * np.sqrt(coefficients[1:])[None, :, None]).reshape(n, -1)
+    return out
+
+
+class NTKSketch:
+    """Sketch of the depth-L fully connected ReLU NTK (Algorithm 1 of Zandieh et al. 2021; spec section 5).
+
+    Parameters
+    ----------
+    depth : int, default 2
+        Number of hidden ReLU layers L >= 1 (the kernel of :func:`ntk_sketch.ntk_exact.ntk_kernel`).
+    n_components : int, default 8192
+        Output dimension m.  For ``variant='single'`` the output has ``1 + degree * ((m - 1) // degree)`` columns
+        (the constant coordinate and ``degree`` blocks of equal size), at most m.
+    degree : int, default 4
+        Degree p of the polynomials (any p >= 1).
+    polynomial : {'fit', 'taylor'}, default 'fit'
+    variant : {'layered', 'single'}, default 'layered'
+    sketch_dim : int, optional
+        Internal dimension of the PolySketch, phi/phidot and TensorSRHT sketches of the layered variant (default
+        ``n_components // 2``).
+    normalize_layers : bool, default True
+        Layered variant only: rescale phi_h to unit norm between layers (see the module docstring).
+    base : {'auto', 'osnap', 'srht'}, default 'auto'
+        Leaf sketch of the first PolySketch: OSNAP for sparse input (input-sparsity time), SRHT for dense.
+    chunk_size : int, default 256
+        Rows per block in ``transform``; working memory is O(chunk_size * degree * sketch_dim).
+    seed : None, int, SeedSequence or numpy.random.Generator
+
+    Attributes
+    ----------
+    n_features_in_ : int
+    n_features_out_ : int
+    coefficients_ : dict
+        The polynomials used: ``{'P0': [...], 'P1': [...]}`` per layer (layered) or ``{'K': c}`` (single).
+    """
+
+    def __init__(self, depth=2, n_components=8192, *, degree=4, polynomial="fit", variant="layered",
+                 sketch_dim=None, normalize_layers=True, base="auto", chunk_size=256, seed=None):
+        self.depth = depth
+        self.n_components = n_components
+        self.degree = degree
+        self.polynomial = polynomial
+        self.variant = variant
+        self.sketch_dim = sketch_dim
+        self.normalize_layers = normalize_layers
+        self.base = base
+        self.chunk_size = chunk_size
+        self.seed = seed
+
+    def _check_params(self):
+        L = check_positive_int(self.depth, "depth")
+        m = check_positive_int(self.n_components, "n_components", minimum=2)
+        p = check_positive_int(self.degree, "degree")
+        if self.polynomial not in ("fit", "taylor"):
+            raise ValueError(f"polynomial must be 'fit' or 'taylor'; got {self.polynomial!r}.")
+        if self.variant not in ("layered", "single"):
+            raise ValueError(f"variant must be 'layered' or 'single'; got {self.variant!r}.")
+        if self.base not in ("auto", "osnap", "srht"):
+            raise ValueError(f"base must be 'auto', 'osnap' or 'srht'; got {self.base!r}.")
+        if self.variant == "single" and m - 1 < p:
+            raise ValueError(f"n_components must be at least degree + 1 = {p + 1} for variant='single'; got {m}.")
+        ms = max(m // 2, 1) if self.sketch_dim is None else check_positive_int(self.sketch_dim, "sketch_dim")
+        check_positive_int(self.chunk_size, "chunk_size")
+        return L, m, p, ms
+
+    # ---------------------------------------------------------------------------------------------- fit
+    def fit(self, X, y=None):
+        """Choose the polynomials and draw every random table (X: dense or CSR, only its shape and sign used)."""
+        X = check_matrix(X, "X", dtype=None, accept_sparse=True)
+        L, m, p, ms = self._check_params()
+        rng = check_random_state(self.seed)
+        d = X.shape[1]
+        self.n_features_in_ = d
+        data = X.data if sp.issparse(X) else X
+        first_interval = (0.0, 1.0) if data.size == 0 or data.min() >= 0 else (-1.0, 1.0)
+        self.first_layer_interval_ = first_interval
+        base = self.base if self.base != "auto" else ("osnap" if sp.issparse(X) else "srht")
+        self.base_ = base
+        if self.variant == "single":
+            c = ntk_polynomial(L, p, self.polynomial, first_interval)
+            self.coefficients_ = {"K": c}
+            # Only degrees with c_l > 0 get columns (least-squares fits are often sparse: K_2 at degree 4 uses
+            # l = 0, 1, 4).  Degree 1 is kept exact (u itself, no variance) when d is below a degree's share of m.
+            active = [l for l in range(1, p + 1) if c[l] > 0]
+            self.exact_linear_ = bool(1 in active and d < (m - 1) // max(len(active), 1))
+            sketched = [l for l in active if not (l == 1 and self.exact_linear_)]
+            budget = m - 1 - (d if self.exact_linear_ else 0)
+            m_poly = budget // len(sketched) if sketched else 0
+            if sketched and m_poly < 1:
+                raise ValueError(f"n_components = {m} is too small for {len(sketched)} sketched degrees.")
+            self.sketched_degrees_ = np.array(sketched, dtype=np.int64)
+            self.poly_tables_ = draw_polysketch(d, m_poly, max(sketched), base=base, seed=rng) if sketched else None
+            self.n_features_out_ = 1 + (d if self.exact_linear_ else 0) + len(sketched) * m_poly
+            return self
+        P0, P1 = [], []
+        for h in range(L):
+            c0, c1 = arccos_polynomials(self.polynomial, p, first_interval if h == 0 else (0.0, 1.0))
+            P0.append(c0)
+            P1.append(c1)
+        self.coefficients_ = {"P0": P0, "P1": P1}
+        self.layer_tables_ = []
+        dim_phi, dim_psi = d, d
+        for h in range(L):
+            out_dim = m if h == L - 1 else ms
+            tables = {
+                "poly": draw_polysketch(dim_phi, ms, p, base=base if h == 0 else "srht", seed=rng),
+                "phi": draw_srht(1 + p * ms, ms, rng),
+                "phidot": draw_srht(1 + p * ms, ms, rng),
+                "tensor": draw_tensor_srht(dim_psi, ms, ms, rng),
+                "psi": draw_srht(2 * ms, out_dim, rng),
+            }
+            self.layer_tables_.append(tables)
+            dim_phi, dim_psi = ms, out_dim
+        self.n_features_out_ = m
+        return self
+
+    # ---------------------------------------------------------------------------------------------- transform
+    def transform(self, X):
+        """Features of shape (n, n_features_out_) for rows of X (dense or CSR; float32 stays float32)."""
+        if not hasattr(self, "n_features_out_"):
+            raise ValueError("This NTKSketch instance is not fitted yet; call fit(X) first.")
+        X = check_matrix(X, "X", dtype=None, accept_sparse=True, allow_empty_rows=True)
+        check_n_features(X, self.n_features_in_)
+        n = X.shape[0]
+        out = np.empty((n, self.n_features_out_), dtype=X.dtype)
+        for start in range(0, n, self.chunk_size):
+            block = X[start:start + self.chunk_size]
+            norms = _row_norms(block)
+            inv = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
+            u = _scale_rows(block, inv.astype(X.dtype))
+            F = self._transform_single(u) if self.variant == "single" else self._transform_layered(u)
+            out[start:start + block.shape[0]] = F * norms[:, None].astype(X.dtype)
+        return out
+
+    def _transform_single(self, u):
+        c = self.coefficients_["K"]
+        parts = [np.full((u.shape[0], 1), np.sqrt(c[0]), dtype=u.dtype)]
+        if self.exact_linear_:
+            parts.append(np.sqrt(c[1]) * (u.toarray() if sp.issparse(u) else u))
+        if self.poly_tables_ is not None:
+            Z = apply_polysketch(u, self.poly_tables_, name="X")
+            deg = self.sketched_degrees_
+            parts.append((Z[:, deg - 1, :] * np.sqrt(c[deg])[None, :, None]).reshape(u.shape[0], -1))
+        return np.hstack(parts)
+
+    def _transform_layered(self, u):
+        phi = u
+        psi = u.toarray() if sp.issparse(u) else u
+        for h, t in enumerate(self.layer_tables_):
+            Z = apply_polysketch(phi, t["poly"], name="X")
+            phi_next = apply_srht(_poly_concat(Z, self.coefficients_["P1"][h]), t["phi"])
+            phidot = apply_srht(_poly_concat(Z, self.coefficients_["P0"][h]), t["phidot"])
+            psi = apply_srht(np.hstack([tensor_srht(psi, phidot, t["tensor"]), phi_next]), t["psi"])
+            if self.normalize_layers:
+                nrm = np.sqrt(np.einsum("ij,ij->i", phi_next, phi_next))
+                phi_next = phi_next / np.where(nrm > 0, nrm, 1.0)[:, None]
+            phi = phi_next
+        return psi
+
+    def fit_transform(self, X, y=None):
+        return self.fit(X).transform(X)
