@@ -13,12 +13,19 @@ layers, stride 1:
     P_0 = 0 (fix_first) or S0;      P_h = (1/q^2) sum_u (P_{h-1} Gdot_h + G_h)[p+u, p'+u],  h < L
     CNTK(x, y) = (1/q^2) mean_{p, p'} (P_{L-1} Gdot_L [+ G_L unless fix_last])
 
-How it is computed (cost O(L q P^2) per pair of images, P pixels; memory O(P^2) per worker, never n1 n2 P^2):
+How it is computed (cost O(L q P^2) per pair of images, P pixels; memory O(P^2) per thread, never n1 n2 P^2):
 
 * The four pixel indices are stored as ``[i, i', j, j']`` (rows of x and y first), so a patch sum, a joint shift
-  of both pixels by the same offset ``u = (a, b)``, is separable: a column pass ``sum_b`` inside each contiguous
-  ``W x W`` block ``(i, i')``, done while the block is produced, then a row pass ``sum_a`` that adds whole
-  contiguous blocks.  That is ``2q`` additions per entry instead of ``q^2``.
+  of both pixels by the same offset ``u = (a, b)``, is separable: a column pass ``sum_b`` inside each block
+  ``(i, i')``, which is a flat shift by ``b (stride + 1)`` (q long vectorised loops), done as the block is
+  produced, then a row pass ``sum_a`` that adds whole blocks along a block diagonal ``i' - i``.  That is
+  ``2q`` additions per entry instead of ``q^2``.  Each layer sweeps the block diagonals, keeping the last q
+  column-passed blocks in a small ring buffer, and writes S_h and P_h over S_{h-1} and P_{h-1} in place.
+* All layers share one block layout with a fixed row stride: 'same' adds (q-1)/2 zero columns on each side
+  (and the G block sits inside zero margins), so zero padding needs no bounds checks; 'valid' layers use the
+  top-left part of each block and carry finite garbage in the columns beyond their width.  Padding and
+  garbage columns have zero normalisers, which makes G and the masked Gdot (Gdot is taken as 0 where a
+  patch is zero; P is 0 there anyway) exactly 0 there.
 * The normalisers ``N_h`` depend on one image only: they are computed once per image, by the same two passes
   (so they follow the same summation order as the diagonal ``S_h[p, p](x, x)`` of the cross recursion), and the
   pair loop reads ``sqrt(N)`` and ``1/sqrt(N)`` (0 for a zero patch, so zero patches contribute 0, never NaN).
@@ -93,38 +100,6 @@ def _column_pass(g, ws, out, o, rows_out, q):
 
 
 @numba.njit(cache=True)
-def _row_pass(t, out, hb, nb, h_in, h_out, length, q, off, scale):
-    """out block (i, i') = scale * sum_a t block (i+a, i'+a), for i, i' < h_out, on ``length`` flat entries.
-
-    Blocks (i, i') start at (i*hb + i')*nb in both arrays.  Sources with i+a or i'+a outside [0, h_in) are
-    zero ('same' padding).  Summation order: a ascending, then the scale (as in _image_normalisers).
-    """
-    for i in range(h_out):
-        for ip in range(h_out):
-            o = (i * hb + ip) * nb
-            dst = out[o:o + length]
-            first = True
-            for aa in range(q):
-                a = aa + off
-                ii = i + a
-                iip = ip + a
-                if ii < 0 or ii >= h_in or iip < 0 or iip >= h_in:
-                    continue
-                s0 = (ii * hb + iip) * nb
-                src = t[s0:s0 + length]
-                if first:
-                    for k in range(length):
-                        dst[k] = src[k]
-                    first = False
-                else:
-                    for k in range(length):
-                        dst[k] += src[k]
-            if scale != 1.0:
-                for k in range(length):
-                    dst[k] *= scale
-
-
-@numba.njit(cache=True)
 def _emit(ring, out, o_start, o, i_lo, i_hi, q, off, nb, length, scale):
     """out[o_start : +length] = scale * sum_a ring block of diagonal position o + a (a = off..off+q-1).
 
@@ -159,8 +134,8 @@ def _image_normalisers(x, dims, q, off, inv_q2, ws, coff, sqrt_n, rsqrt_n, col, 
     """N_h of one image for h = 0..L-1 (on grid h+1), stored as sqrt(N) and 1/sqrt(N) (0 where N = 0).
 
     Pixel (i, j) of every layer is stored at i*ws + coff + j (the row stride and column offset of the pair
-    layout, see _cntk_pair); entries that are not pixels of the layer's grid stay 0.  Sums run in the same order as the cross recursion on its pixel diagonal (b ascending, then a
-    ascending, then the scale), so N_h equals S_h[p, p](x, x) up to the rounding that ``_snap`` absorbs.
+    layout, see _cntk_pair); entries that are not pixels of the layer's grid stay 0.  Sums run in the same
+    order as the cross recursion on its pixel diagonal (b ascending, then a ascending, then the scale), so N_h equals S_h[p, p](x, x) up to the rounding that ``_snap`` absorbs.
     """
     h0, w0, c = x.shape
     for i in range(h0):
@@ -339,8 +314,8 @@ def _cntk_pair(xt, yt, sqx, rsx, sqy, rsy, dims, q, off, inv_q2, fix_first, fix_
                c0, c1, use0, use1, s, pm, r1, r2, g, m, xs, xr, ys, yr):
     """CNTK-GAP of one pair of images (spec section 3), with caller-provided workspaces.
 
-    ``xt``, ``yt``: the images channel-major (C, H0, W0).  Every 4-d array (S_h, P_h and the column-passed T)
-    is laid out as blocks (i, i') at (i*H0 + i')*W0*ws, entry (j, j') of a block at j*ws + coff + j', for
+    ``xt``, ``yt``: the images channel-major (C, H0, W0).  Every 4-d array (S_h, P_h; the ring buffers r1, r2
+    of column-passed blocks) is laid out as blocks (i, i') at (i*H0 + i')*W0*ws, entry (j, j') of a block at j*ws + coff + j', for
     every layer: row stride ws = W0 + 2c and column offset coff = c for 'same' (c = (q-1)/2 zero columns on
     each side), ws = W0 and coff = 0 for 'valid', whose layers use the top-left part and carry finite
     garbage in the columns beyond their width.  Padding and garbage columns are masked (zero normalisers),
