@@ -425,15 +425,17 @@ def _cntk_pair(xt, yt, sqx, rsx, sqy, rsy, dims, q, off, inv_q2, fix_first, fix_
 
 
 @numba.njit(cache=True, parallel=True)
-def _cntk_pairs(X1t, X2t, sq1, rs1, sq2, rs2, pairs, dims, q, off, inv_q2, fix_first, fix_last,
-                c0, c1, use0, use1, n_chunks, out):
-    """Evaluate out[k] = CNTK(X1[pairs[k, 0]], X2[pairs[k, 1]]) for every k, in parallel over chunks of pairs.
+def _cntk_pairs(X1t, X2t, sq1, rs1, sq2, rs2, symmetric, dims, q, off, inv_q2, fix_first, fix_last,
+                c0, c1, use0, use1, n_chunks, K):
+    """Fill K[a, b] = CNTK(X1[a], X2[b]) in parallel over chunks of pairs.
 
-    Images come channel-major (n, C, H, W).  Each chunk allocates its O(P^2) workspaces once (zeroed: the
-    margins of ``g``/``m`` must stay 0, and garbage columns must be finite from the start); a pair's value
-    does not depend on the chunking.
+    The pairs are numbered row by row, k -> (a, b): all of them, or for ``symmetric`` (X2 is X1) only the upper
+    triangle b >= a, whose values are mirrored.  No list of pairs is materialised.  Images come channel-major
+    (n, C, H, W).  Each chunk allocates its O(P^2) workspaces once (zeroed: the margins of ``g``/``m`` must stay
+    0, and garbage columns must be finite from the start); a pair's value does not depend on the chunking.
     """
-    n_pairs = pairs.shape[0]
+    n1, n2 = K.shape
+    n_pairs = n1 * (n1 + 1) // 2 if symmetric else n1 * n2
     h0, w0 = dims[0, 0], dims[0, 1]
     coff = -off
     ws = w0 + 2 * coff
@@ -452,11 +454,27 @@ def _cntk_pairs(X1t, X2t, sq1, rs1, sq2, rs2, pairs, dims, q, off, inv_q2, fix_f
         xr = np.zeros(h0 * w0 * ws)
         ys = np.zeros(h0 * w0 * ws)
         yr = np.zeros(h0 * w0 * ws)
-        for k in range(start, stop):
-            a = pairs[k, 0]
-            b = pairs[k, 1]
-            out[k] = _cntk_pair(X1t[a], X2t[b], sq1[a], rs1[a], sq2[b], rs2[b], dims, q, off, inv_q2,
-                                fix_first, fix_last, c0, c1, use0, use1, s, pm, r1, r2, g, m, xs, xr, ys, yr)
+        # the pair numbered `start`
+        if symmetric:
+            a = 0
+            rest = start
+            while rest >= n1 - a:
+                rest -= n1 - a
+                a += 1
+            b = a + rest
+        else:
+            a = start // n2
+            b = start % n2
+        for _ in range(start, stop):
+            v = _cntk_pair(X1t[a], X2t[b], sq1[a], rs1[a], sq2[b], rs2[b], dims, q, off, inv_q2,
+                           fix_first, fix_last, c0, c1, use0, use1, s, pm, r1, r2, g, m, xs, xr, ys, yr)
+            K[a, b] = v
+            if symmetric:
+                K[b, a] = v
+            b += 1
+            if b == n2:
+                a += 1
+                b = a if symmetric else 0
 
 
 # ------------------------------------------------------------------------------------------------ Python API
@@ -572,19 +590,14 @@ def cntk_kernel(X1, X2=None, *, depth, filter_size=3, padding="valid", fix_first
     sq1, rs1 = _all_normalisers(X1, dims, q, off, inv_q2, depth)
     if symmetric:
         sq2, rs2 = sq1, rs1
-        ia, ib = np.triu_indices(n1)
+        n_pairs = n1 * (n1 + 1) // 2
     else:
         sq2, rs2 = _all_normalisers(X2, dims, q, off, inv_q2, depth)
-        ia, ib = (v.ravel() for v in np.meshgrid(np.arange(n1), np.arange(n2), indexing="ij"))
-    pairs = np.ascontiguousarray(np.stack([ia, ib], axis=1), dtype=np.int64)
-    n_chunks = max(1, min(len(pairs), numba.get_num_threads()))
-    values = np.empty(len(pairs))
+        n_pairs = n1 * n2
+    n_chunks = max(1, min(n_pairs, numba.get_num_threads()))
     X1t = np.ascontiguousarray(X1.transpose(0, 3, 1, 2))
     X2t = X1t if symmetric else np.ascontiguousarray(X2.transpose(0, 3, 1, 2))
-    _cntk_pairs(X1t, X2t, sq1, rs1, sq2, rs2, pairs, dims, q, off, inv_q2, fix_first, fix_last,
-                c0, c1, use0, use1, n_chunks, values)
     K = np.empty((n1, n2))
-    K[pairs[:, 0], pairs[:, 1]] = values
-    if symmetric:
-        K[pairs[:, 1], pairs[:, 0]] = values
+    _cntk_pairs(X1t, X2t, sq1, rs1, sq2, rs2, symmetric, dims, q, off, inv_q2, fix_first, fix_last,
+                c0, c1, use0, use1, n_chunks, K)
     return K
