@@ -311,7 +311,7 @@ def _expand_normalisers(sqx, rsx, sqy, rsy, hh, wh, w0, ws, coff, xs, xr, ys, yr
 
 @numba.njit(cache=True)
 def _cntk_pair(xt, yt, sqx, rsx, sqy, rsy, dims, q, off, inv_q2, fix_first, fix_last,
-               c0, c1, use0, use1, s, pm, r1, r2, g, m, xs, xr, ys, yr):
+               c0, c1, use0, use1, s, pm, r1, r2, g, m, xs, xr, ys, yr, xe, ye):
     """CNTK-GAP of one pair of images (spec section 3), with caller-provided workspaces.
 
     ``xt``, ``yt``: the images channel-major (C, H0, W0).  Every 4-d array (S_h, P_h; the ring buffers r1, r2
@@ -321,7 +321,7 @@ def _cntk_pair(xt, yt, sqx, rsx, sqy, rsy, dims, q, off, inv_q2, fix_first, fix_
     garbage in the columns beyond their width.  Padding and garbage columns are masked (zero normalisers),
     so every inner loop is long, flat and branch-free.  ``g``, ``m``: one block of G_h and of
     P_{h-1} Gdot_h + G_h, placed at ``goff`` inside zero margins ('same'); ``xs``, ``xr``, ``ys``, ``yr``:
-    the current layer's expanded normalisers.
+    the current layer's expanded normalisers; ``xe``, ``ye``: the same expansion of the pixels.
     """
     poly = use0 or use1
     coff = -off
@@ -337,7 +337,19 @@ def _cntk_pair(xt, yt, sqx, rsx, sqy, rsy, dims, q, off, inv_q2, fix_first, fix_
     # needs S_{h-1}, P_{h-1} at positions <= o + q - 1 + off, all read already, so S_h and P_h overwrite
     # S_{h-1} and P_{h-1} in place and no n-independent P^2 temporary is needed beyond s and pm.
     a_max = q - 1 + off  # last source offset
-    # ---- input layer: G0 block by block (no 1/q^2 on this layer).
+    # ---- input layer: G0 block by block (no 1/q^2 on this layer), as flat products of x's pixel (i, j)
+    # repeated along a block row (xe) and y's row i' tiled down the block (ye, zero on padding columns).
+    for ch in range(nc):
+        for i in range(h0):
+            for j in range(w0):
+                xv = xt[ch, i, j]
+                xrow = xe[ch, i, j * ws:(j + 1) * ws]
+                yrow = ye[ch, i, j * ws:(j + 1) * ws]
+                ysrc = yt[ch, i]
+                for jj in range(ws):
+                    xrow[jj] = xv
+                    jp = jj - coff
+                    yrow[jj] = ysrc[jp] if jp >= 0 and jp < w0 else 0.0
     for d in range(-(h0 - 1), h0):
         i_lo, i_hi = max(0, -d), min(h0, h0 - d)
         o_lo, o_hi = max(0, -d), min(h1, h1 - d)
@@ -345,15 +357,16 @@ def _cntk_pair(xt, yt, sqx, rsx, sqy, rsy, dims, q, off, inv_q2, fix_first, fix_
             continue
         for i in range(i_lo, i_hi):
             ip = i + d
-            for j in range(w0):
-                grow = g[goff + j * ws + coff:goff + j * ws + coff + w0]
-                for jp in range(w0):
-                    grow[jp] = 0.0
-                for k in range(nc):
-                    xv = xt[k, i, j]
-                    yrow = yt[k, ip]
-                    for jp in range(w0):
-                        grow[jp] += xv * yrow[jp]
+            gb = g[goff:goff + nb]
+            xb = xe[0, i]
+            yb = ye[0, ip]
+            for k in range(nb):
+                gb[k] = xb[k] * yb[k]
+            for ch in range(1, nc):
+                xb = xe[ch, i]
+                yb = ye[ch, ip]
+                for k in range(nb):
+                    gb[k] += xb[k] * yb[k]
             _column_pass(g, ws, r1, (i % q) * nb, w1, q)
             o = i - a_max
             if o >= o_lo and o < o_hi:
@@ -454,6 +467,8 @@ def _cntk_pairs(X1t, X2t, sq1, rs1, sq2, rs2, symmetric, dims, q, off, inv_q2, f
         xr = np.zeros(h0 * w0 * ws)
         ys = np.zeros(h0 * w0 * ws)
         yr = np.zeros(h0 * w0 * ws)
+        xe = np.zeros((X1t.shape[1], h0, w0 * ws))
+        ye = np.zeros((X1t.shape[1], h0, w0 * ws))
         # the pair numbered `start`
         if symmetric:
             a = 0
@@ -467,7 +482,7 @@ def _cntk_pairs(X1t, X2t, sq1, rs1, sq2, rs2, symmetric, dims, q, off, inv_q2, f
             b = start % n2
         for _ in range(start, stop):
             v = _cntk_pair(X1t[a], X2t[b], sq1[a], rs1[a], sq2[b], rs2[b], dims, q, off, inv_q2,
-                           fix_first, fix_last, c0, c1, use0, use1, s, pm, r1, r2, g, m, xs, xr, ys, yr)
+                           fix_first, fix_last, c0, c1, use0, use1, s, pm, r1, r2, g, m, xs, xr, ys, yr, xe, ye)
             K[a, b] = v
             if symmetric:
                 K[b, a] = v
