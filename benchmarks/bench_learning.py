@@ -1,95 +1,195 @@
-"""Baselines at equal feature dimension: Nystrom NTK features (uniform / ridge-leverage landmarks) + ridge, a
-trained ReLU MLP with the same number of trainable weights, and exact NTK kernel ridge, on Fashion-MNIST.
+"""Learning with NTK / CNTK features against Nystrom-NTK, a trained MLP and exact CNTK kernel ridge (issue item 7).
 
-All methods run in this one process, on the same data; lambda is chosen on a validation split of the training set
-only.  Times are medians over --repeats runs (seeds 0, 1, ...); accuracies are medians over the same runs.  The
-MLP gets ``n_params = m * C`` (the weight count of a ridge model on m features with C classes), and a second MLP
-row gets the wall time of the Nystrom-uniform pipeline at that m ("equal time").
+Part 1 (equal dimension): for every m in --dims and every method in --methods, the test accuracy and the total
+time (feature map fit + features of the train and test rows + ridge fit with lambda chosen on a validation split of
+the training rows + prediction).  The MLP gets m * C parameters (the weight count of a ridge classifier on m
+features); a second MLP row per m gets, in addition, a wall-clock budget equal to the time of the reference method
+(--equal-time-ref, default CNTKSketch when available, else NTKSketch) at that m ("equal time").  Part 2 (equal
+time) is read off the same measurements: for each method and each time of the reference, the best accuracy the
+method reached within that time.
 
-    python benchmarks/bench_learning.py                      # bundled 2000 + 1000 subset, m = 256 1024
-    python benchmarks/bench_learning.py --data debian --n-train 5000 --dims 512 2048 --repeats 3
+Part 3 (exact CNTK): exact CNTK kernel ridge on the first --exact-n train / --exact-n-test test images (a random
+subset), against CNTKSketch at every m on the same subset: accuracy difference and speed-up.
+
+All methods run in this one process on the same data (the demo's loaders and method registry,
+``ntk_sketch.demo.METHODS``); methods whose modules are not installed are skipped with a note.  With more
+training rows than features, the features are kept as float32 and the ridge is fitted from streamed chunks
+(memory O(m^2), never n x m float64).  Times are single runs (--repeats > 1: medians over seeds 0, 1, ...).
+
+    python benchmarks/bench_learning.py                                   # bundled subset, m = 1024 4096
+    python benchmarks/bench_learning.py --dataset fashion-mnist --dims 1024 4096 16384 --exact-n 500
+    python benchmarks/bench_learning.py --dataset mnist-5k --methods ntkrf,nystrom,mlp --dims 1024 4096
 """
 import argparse
-import functools
 import os
 import sys
 import time
+import types
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from ntk_sketch.datasets import load_bundled_fashion_mnist, load_fashion_mnist  # noqa: E402
+from ntk_sketch import demo  # noqa: E402
 from ntk_sketch.mlp import MLPClassifier  # noqa: E402
-from ntk_sketch.ntk_exact import ntk_kernel  # noqa: E402
-from ntk_sketch.nystrom import NystromFeatures  # noqa: E402
 from ntk_sketch.ridge import KernelRidgeClassifier, RidgeClassifier  # noqa: E402
 
+FEATURE_METHODS = ("ntk-sketch", "ntkrf", "cntk-sketch", "nystrom")
 
-def load(args):
-    if args.data == "bundled":
-        X, y = load_bundled_fashion_mnist("train", flatten=True)
-        Xt, yt = load_bundled_fashion_mnist("test", flatten=True)
+
+def features_and_ridge(fmap, X, y, Xt, yt, seed, progress, label, batch=512):
+    """Fit the map, compute features (float32 store when n > m), fit ridge, score. Returns (t_feat, t_fit, acc)."""
+    t0 = time.perf_counter()
+    fmap.fit(X)
+    F = progress.chunked(lambda r: np.asarray(fmap.transform(r), dtype=np.float32), X, f"{label} train", batch)
+    Ft = progress.chunked(lambda r: np.asarray(fmap.transform(r), dtype=np.float32), Xt, f"{label} test", batch)
+    t_feat = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    clf = RidgeClassifier(seed=seed)
+    if F.shape[0] > F.shape[1]:
+        # Primal normal equations accumulated in float64 from chunks: O(m^2) memory whatever n.
+        clf.fit_stream(lambda: ((F[i:i + 4096], y[i:i + 4096]) for i in range(0, F.shape[0], 4096)))
     else:
-        X, y = load_fashion_mnist("train", flatten=True)
-        Xt, yt = load_fashion_mnist("test", flatten=True)
-    rng = np.random.default_rng(12345)
-    tr = rng.permutation(X.shape[0])[: args.n_train]
-    te = rng.permutation(Xt.shape[0])[: args.n_test]
-    return X[tr], y[tr], Xt[te], yt[te]
+        clf.fit(F, y)
+    acc = float(np.mean(np.concatenate([clf.predict(Ft[i:i + 4096]) for i in range(0, Ft.shape[0], 4096)]) == yt))
+    return t_feat, time.perf_counter() - t0, acc
 
 
-def run_nystrom(X, y, Xt, yt, m, depth, landmarks, seed):
-    t0 = time.perf_counter()
-    nf = NystromFeatures(m, depth=depth, landmarks=landmarks, seed=seed).fit(X)
-    model = RidgeClassifier(seed=seed).fit(nf.transform(X), y)
-    acc = model.score(nf.transform(Xt), yt)
-    return time.perf_counter() - t0, acc
+def make_cfg(args, m, seed, n_classes):
+    return types.SimpleNamespace(depth=args.depth, cntk_depth=args.cntk_depth, filter_size=args.filter_size,
+                                 n_components=m, degree=args.degree, seed=seed, n_classes=n_classes, quick=False)
 
 
-def run_mlp(X, y, Xt, yt, n_params, seed, max_time=None):
-    t0 = time.perf_counter()
-    model = MLPClassifier(n_params=n_params, seed=seed, max_time=max_time).fit(X, y)
-    return time.perf_counter() - t0, model.score(Xt, yt), model.width_
+def median_runs(fn, repeats):
+    runs = [fn(seed) for seed in range(repeats)]
+    return tuple(float(np.median([r[i] for r in runs])) for i in range(len(runs[0])))
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", choices=["bundled", "debian"], default="bundled")
-    ap.add_argument("--n-train", type=int, default=2000)
-    ap.add_argument("--n-test", type=int, default=1000)
-    ap.add_argument("--dims", type=int, nargs="+", default=[256, 1024])
-    ap.add_argument("--depth", type=int, default=2)
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--dataset", choices=list(demo.DATASETS), default="bundled-fashion-mnist")
+    ap.add_argument("--n-train", type=int, default=None, help="random subset of the training split (default all)")
+    ap.add_argument("--n-test", type=int, default=None, help="random subset of the test split (default all)")
+    ap.add_argument("--dims", type=int, nargs="+", default=[1024, 4096], help="feature dimensions m")
+    ap.add_argument("--methods", default="ntk-sketch,ntkrf,cntk-sketch,nystrom,mlp",
+                    help="comma list from ntk-sketch, ntkrf, cntk-sketch, nystrom, mlp")
+    ap.add_argument("--depth", type=int, default=2, help="FC NTK depth L")
+    ap.add_argument("--cntk-depth", type=int, default=3, help="CNTK depth")
+    ap.add_argument("--filter-size", type=int, default=3)
+    ap.add_argument("--degree", type=int, default=None, help="NTKSketch / CNTKSketch polynomial degree")
+    ap.add_argument("--exact-n", type=int, default=0, help="train images for exact CNTK ridge (0: skip part 3)")
+    ap.add_argument("--exact-n-test", type=int, default=None, help="test images for exact CNTK (default --exact-n)")
+    ap.add_argument("--equal-time-ref", default=None, help="method whose time the equal-time MLP gets")
+    ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--seed", type=int, default=0, help="data subset seed")
+    ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args(argv)
+    methods = [k.strip() for k in args.methods.split(",") if k.strip()]
+    for k in methods:
+        if k not in FEATURE_METHODS + ("mlp",):
+            ap.error(f"unknown method {k!r}")
+    progress = demo.Progress(quiet=args.quiet)
+    notes = []
+    available = []
+    for k in methods:
+        ok, why = demo.method_available(demo.METHODS[k])
+        (available.append(k) if ok else notes.append(f"{k}: skipped, {why}"))
+    ref = args.equal_time_ref or next((k for k in ("cntk-sketch", "ntk-sketch", "ntkrf") if k in available), None)
 
-    X, y, Xt, yt = load(args)
-    C = np.unique(y).size
-    print(f"Fashion-MNIST ({args.data}), n_train={X.shape[0]}, n_test={Xt.shape[0]}, NTK depth {args.depth}, "
-          f"medians over {args.repeats} runs")
+    X, y, Xt, yt = demo.load_dataset(args.dataset, n_train=args.n_train, n_test=args.n_test, seed=args.seed)
+    C = int(np.unique(y).size)
+    flat, flat_t = X.reshape(X.shape[0], -1), Xt.reshape(Xt.shape[0], -1)
+    try:
+        import numba
+        threads = numba.get_num_threads()
+    except Exception:  # pragma: no cover
+        threads = "?"
+    title = (f"{demo.DATASETS[args.dataset].split(' (')[0]}: n_train={X.shape[0]}, n_test={Xt.shape[0]}, "
+             f"FC depth {args.depth}, CNTK depth {args.cntk_depth} q={args.filter_size}, {threads} numba threads, "
+             f"{'median of %d runs' % args.repeats if args.repeats > 1 else 'single runs'}")
+    progress.log(title)
 
-    times, accs = [], []
-    for seed in range(args.repeats):
-        t0 = time.perf_counter()
-        krr = KernelRidgeClassifier(functools.partial(ntk_kernel, depth=args.depth), seed=seed).fit(X, y)
-        accs.append(krr.score(Xt, yt))
-        times.append(time.perf_counter() - t0)
-    t_exact, a_exact = float(np.median(times)), float(np.median(accs))
-    print(f"{'method':34s} {'m':>6s} {'time s':>8s} {'time/exact':>10s} {'test acc':>9s}")
-    print(f"{'exact NTK kernel ridge':34s} {'-':>6s} {t_exact:8.2f} {1.0:10.2f} {a_exact:9.4f}")
+    results = {}   # (method, m) -> (t_feat, t_fit, acc, extra)
     for m in args.dims:
-        rows = {}
-        for landmarks in ("uniform", "rls"):
-            res = [run_nystrom(X, y, Xt, yt, m, args.depth, landmarks, s) for s in range(args.repeats)]
-            rows[f"Nystrom NTK ({landmarks}) + ridge"] = (np.median([r[0] for r in res]), np.median([r[1] for r in res]))
-        t_uniform = rows["Nystrom NTK (uniform) + ridge"][0]
-        res = [run_mlp(X, y, Xt, yt, m * C, s) for s in range(args.repeats)]
-        width = res[0][2]
-        rows[f"MLP, {m}x{C} params (w={width})"] = (np.median([r[0] for r in res]), np.median([r[1] for r in res]))
-        res = [run_mlp(X, y, Xt, yt, m * C, s, max_time=t_uniform) for s in range(args.repeats)]
-        rows[f"MLP, same params, time<=Nystrom"] = (np.median([r[0] for r in res]), np.median([r[1] for r in res]))
-        for name, (t, a) in rows.items():
-            print(f"{name:34s} {m:6d} {t:8.2f} {t / t_exact:10.2f} {a:9.4f}")
+        for k in available:
+            meth = demo.METHODS[k]
+            label = f"{k} m={m}"
+            progress.log(label)
+            if k == "mlp":
+                def one(seed, m=m):
+                    t0 = time.perf_counter()
+                    model = MLPClassifier(n_params=m * C, seed=seed).fit(flat, y)
+                    return 0.0, time.perf_counter() - t0, model.score(flat_t, yt), model.width_
+            else:
+                A, At = (X, Xt) if meth.images else (flat, flat_t)
+
+                def one(seed, m=m, meth=meth, A=A, At=At, label=label):
+                    fmap = meth.build(make_cfg(args, m, seed, C))
+                    tf, tr, acc = features_and_ridge(fmap, A, y, At, yt, seed, progress, label)
+                    return tf, tr, acc, getattr(fmap, "n_components_", m)
+            results[(k, m)] = median_runs(one, args.repeats)
+            tf, tr, acc, extra = results[(k, m)]
+            progress.log(f"  {label}: {tf + tr:.1f} s, accuracy {acc:.4f}")
+        if "mlp" in available and ref in available:
+            t_ref = sum(results[(ref, m)][:2])
+
+            def one_t(seed, m=m, t_ref=t_ref):
+                t0 = time.perf_counter()
+                model = MLPClassifier(n_params=m * C, seed=seed, max_time=t_ref).fit(flat, y)
+                return 0.0, time.perf_counter() - t0, model.score(flat_t, yt), model.width_
+            progress.log(f"mlp m={m}, time budget {t_ref:.1f} s (= {ref})")
+            results[("mlp, time<=" + ref, m)] = median_runs(one_t, args.repeats)
+
+    print(title)
+    print("Part 1: equal dimension m (MLP: m*C parameters). total s = features + ridge fit + predict.")
+    print(f"{'method':24s} {'m':>6s} {'dim':>7s} {'features s':>10s} {'fit s':>8s} {'total s':>8s} {'test acc':>9s}")
+    for (k, m), (tf, tr, acc, extra) in results.items():
+        dim = f"w={int(extra)}" if k.startswith("mlp") else str(int(extra))
+        print(f"{k:24s} {m:6d} {dim:>7s} {tf:10.1f} {tr:8.1f} {tf + tr:8.1f} {acc:9.4f}")
+
+    if ref in available and len(available) > 1:
+        print(f"\nPart 2: equal time. For each {ref} run, the best accuracy each other method reached in at most "
+              "that total time (any m measured above; '-' if none was that fast).")
+        others = [k for k in available if k != ref]
+        print(f"{ref + ' m':>16s} {'time s':>8s} {'acc':>7s} " + " ".join(f"{k:>12s}" for k in others))
+        for m in args.dims:
+            t_ref = sum(results[(ref, m)][:2])
+            cells = []
+            for k in others:
+                accs = [v[2] for (kk, mm), v in results.items() if kk == k and v[0] + v[1] <= t_ref]
+                cells.append(f"{max(accs):12.4f}" if accs else f"{'-':>12s}")
+            print(f"{m:16d} {t_ref:8.1f} {results[(ref, m)][2]:7.4f} " + " ".join(cells))
+
+    if args.exact_n > 0:
+        n_tr = min(args.exact_n, X.shape[0])
+        n_te = min(args.exact_n_test or args.exact_n, Xt.shape[0])
+        A, ya, At, yat = X[:n_tr], y[:n_tr], Xt[:n_te], yt[:n_te]
+        cfg = make_cfg(args, args.dims[0], 0, C)
+        kernel = demo.METHODS["cntk-exact"].build(cfg)
+        progress.log(f"exact CNTK on {n_tr} train / {n_te} test")
+        t0 = time.perf_counter()
+        K = demo._blocked_kernel(kernel, A, None, progress, "exact CNTK K(train, train)", 16)
+        Kt = demo._blocked_kernel(kernel, At, A, progress, "exact CNTK K(test, train)", 16)
+        t_k = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        acc_exact = KernelRidgeClassifier("precomputed", seed=0).fit(K, ya).score(Kt, yat)
+        t_exact = t_k + time.perf_counter() - t0
+        pairs = n_tr * (n_tr + 1) / 2 + n_tr * n_te
+        print(f"\nPart 3: exact CNTK kernel ridge on a subset, n_train={n_tr}, n_test={n_te} "
+              f"({pairs:.0f} kernel pairs, {1e3 * t_k / pairs:.2f} ms per pair)")
+        print(f"{'method':24s} {'m':>6s} {'total s':>8s} {'test acc':>9s} {'speed-up':>9s} {'acc - exact':>11s}")
+        print(f"{'exact CNTK ridge':24s} {'-':>6s} {t_exact:8.1f} {acc_exact:9.4f} {1.0:9.1f} {0.0:11.4f}")
+        if "cntk-sketch" in available:
+            for m in args.dims:
+                fmap = demo.METHODS["cntk-sketch"].build(make_cfg(args, m, 0, C))
+                tf, tr, acc = features_and_ridge(fmap, A, ya, At, yat, 0, progress, f"cntk-sketch subset m={m}")
+                print(f"{'cntk-sketch':24s} {m:6d} {tf + tr:8.1f} {acc:9.4f} {t_exact / (tf + tr):9.1f} "
+                      f"{acc - acc_exact:11.4f}")
+        else:
+            notes.append("part 3: CNTKSketch not available, exact CNTK only")
+    for note in notes:
+        print(f"note: {note}")
+    print(f"total wall time {progress.elapsed():.1f} s")
 
 
 if __name__ == "__main__":
