@@ -100,27 +100,42 @@ def _column_pass(g, ws, out, o, rows_out, q):
 
 
 @numba.njit(cache=True)
-def _emit(ring, out, o_start, o, i_lo, i_hi, q, off, nb, length, scale):
-    """out[o_start : +length] = scale * sum_a ring block of diagonal position o + a (a = off..off+q-1).
+def _emit(ring, out, o_start, o, i_lo, i_hi, q, off, nb, rows, in_stride, out_stride, scale):
+    """Output block = scale * sum_a ring block of diagonal position o + a (a = off..off+q-1), first ``rows`` rows.
 
     ``ring`` holds the column-passed blocks of the last q positions along the current block diagonal, slot
-    (position mod q); positions outside [i_lo, i_hi) are zero padding.  Order: a ascending, then the scale
-    (as in _image_normalisers).
+    (position mod q), with row stride ``in_stride``; the output block at ``out[o_start:]`` gets row stride
+    ``out_stride`` (<= in_stride: 'valid' layers compact their rows as they shrink).  Positions outside
+    [i_lo, i_hi) are zero padding.  Order: a ascending, then the scale (as in _image_normalisers).
     """
+    length = rows * out_stride
     dst = out[o_start:o_start + length]
+    flat = in_stride == out_stride
     first = True
     for aa in range(q):
         pos = o + aa + off
         if pos < i_lo or pos >= i_hi:
             continue
-        src = ring[(pos % q) * nb:(pos % q) * nb + length]
-        if first:
-            for k in range(length):
-                dst[k] = src[k]
-            first = False
+        base = (pos % q) * nb
+        if flat:
+            src = ring[base:base + length]
+            if first:
+                for k in range(length):
+                    dst[k] = src[k]
+            else:
+                for k in range(length):
+                    dst[k] += src[k]
         else:
-            for k in range(length):
-                dst[k] += src[k]
+            for j in range(rows):
+                src = ring[base + j * in_stride:base + j * in_stride + out_stride]
+                drow = dst[j * out_stride:(j + 1) * out_stride]
+                if first:
+                    for k in range(out_stride):
+                        drow[k] = src[k]
+                else:
+                    for k in range(out_stride):
+                        drow[k] += src[k]
+        first = False
     if first:
         for k in range(length):
             dst[k] = 0.0
@@ -282,26 +297,27 @@ def _sum_fixed(v, n):
 
 
 @numba.njit(cache=True)
-def _expand_normalisers(sqx, rsx, sqy, rsy, hh, wh, w0, ws, coff, xs, xr, ys, yr):
+def _expand_normalisers(sqx, rsx, sqy, rsy, hh, wh, st, ws, coff, xs, xr, ys, yr):
     """Per-row copies of one layer's normalisers for the flat block loops (see _block_exact).
 
-    Row i of x: entry j*ws + jj holds x's pixel (i, j) value where jj - coff is a pixel column (< wh), 0
-    elsewhere; row i' of y: entry j*ws + jj holds y's value at (i', jj - coff) (0 off the grid).  The zeros
-    make G, and through the mask on Gdot also M, exactly 0 on padding and garbage columns.
+    Blocks of this layer have ``wh`` rows of stride ``st``.  Row i of x: entry j*st + jj holds x's pixel
+    (i, j) value where jj - coff is a pixel column (< wh), 0 elsewhere; row i' of y: entry j*st + jj holds y's
+    value at (i', jj - coff) (0 off the grid).  The normalisers themselves are stored with stride ``ws``.  The
+    zeros make G, and through the mask on Gdot also M, exactly 0 on padding columns.
     """
-    nb = w0 * ws
+    bl = wh * st
     for i in range(hh):
-        sqy_row = sqy[i * ws:(i + 1) * ws]
-        rsy_row = rsy[i * ws:(i + 1) * ws]
+        sqy_row = sqy[i * ws:i * ws + st]
+        rsy_row = rsy[i * ws:i * ws + st]
         for j in range(wh):
-            o = i * nb + j * ws
+            o = i * bl + j * st
             vs = sqx[i * ws + coff + j]
             vr = rsx[i * ws + coff + j]
-            xs_row = xs[o:o + ws]
-            xr_row = xr[o:o + ws]
-            ys_row = ys[o:o + ws]
-            yr_row = yr[o:o + ws]
-            for jj in range(ws):
+            xs_row = xs[o:o + st]
+            xr_row = xr[o:o + st]
+            ys_row = ys[o:o + st]
+            yr_row = yr[o:o + st]
+            for jj in range(st):
                 inside = jj >= coff and jj < coff + wh
                 xs_row[jj] = vs if inside else 0.0
                 xr_row[jj] = vr if inside else 0.0
@@ -337,6 +353,8 @@ def _cntk_pair(xt, yt, sqx, rsx, sqy, rsy, dims, q, off, inv_q2, fix_first, fix_
     # needs S_{h-1}, P_{h-1} at positions <= o + q - 1 + off, all read already, so S_h and P_h overwrite
     # S_{h-1} and P_{h-1} in place and no n-independent P^2 temporary is needed beyond s and pm.
     a_max = q - 1 + off  # last source offset
+    same = coff > 0 or q == 1
+    st1 = ws if same else w1  # row stride of the blocks of S_0 ('valid' blocks are compacted as they shrink)
     # ---- input layer: G0 block by block (no 1/q^2 on this layer), as flat products of x's pixel (i, j)
     # repeated along a block row (xe) and y's row i' tiled down the block (ye, zero on padding columns).
     for ch in range(nc):
@@ -370,23 +388,25 @@ def _cntk_pair(xt, yt, sqx, rsx, sqy, rsy, dims, q, off, inv_q2, fix_first, fix_
             _column_pass(g, ws, r1, (i % q) * nb, w1, q)
             o = i - a_max
             if o >= o_lo and o < o_hi:
-                _emit(r1, s, (o * h0 + o + d) * nb, o, i_lo, i_hi, q, off, nb, w1 * ws, 1.0)
+                _emit(r1, s, (o * h0 + o + d) * nb, o, i_lo, i_hi, q, off, nb, w1, ws, st1, 1.0)
         for o in range(max(o_lo, i_hi - a_max), o_hi):
-            _emit(r1, s, (o * h0 + o + d) * nb, o, i_lo, i_hi, q, off, nb, w1 * ws, 1.0)
+            _emit(r1, s, (o * h0 + o + d) * nb, o, i_lo, i_hi, q, off, nb, w1, ws, st1, 1.0)
     p_zero = fix_first
     if not fix_first:
         for i in range(h1):
             for ip in range(h1):
                 o = (i * h0 + ip) * nb
-                pm[o:o + w1 * ws] = s[o:o + w1 * ws]
+                pm[o:o + w1 * st1] = s[o:o + w1 * st1]
     # ---- layers h = 1..L: expanded normalisers N_{h-1}; hidden layers h < L: S_h and P_h by patch sums.
     for h in range(1, n_layers + 1):
         hh, wh = dims[h, 0], dims[h, 1]
-        _expand_normalisers(sqx[h - 1], rsx[h - 1], sqy[h - 1], rsy[h - 1], hh, wh, w0, ws, coff, xs, xr, ys, yr)
+        st = ws if same else wh  # row stride of this layer's blocks
+        ln = wh * st
+        _expand_normalisers(sqx[h - 1], rsx[h - 1], sqy[h - 1], rsy[h - 1], hh, wh, st, ws, coff, xs, xr, ys, yr)
         if h == n_layers:
             break
         hn, wn = dims[h + 1, 0], dims[h + 1, 1]
-        ln = wh * ws
+        stn = ws if same else wn
         gb = g[goff:goff + ln]
         mb = m[goff:goff + ln]
         for d in range(-(hh - 1), hh):
@@ -398,26 +418,26 @@ def _cntk_pair(xt, yt, sqx, rsx, sqy, rsy, dims, q, off, inv_q2, fix_first, fix_
                 ip = i + d
                 o = (i * h0 + ip) * nb
                 if poly:
-                    _block_poly(s[o:o + ln], pm[o:o + ln], gb, mb, xr[i * nb:i * nb + ln],
-                                xs[i * nb:i * nb + ln], yr[ip * nb:ip * nb + ln], ys[ip * nb:ip * nb + ln],
+                    _block_poly(s[o:o + ln], pm[o:o + ln], gb, mb, xr[i * ln:(i + 1) * ln],
+                                xs[i * ln:(i + 1) * ln], yr[ip * ln:(ip + 1) * ln], ys[ip * ln:(ip + 1) * ln],
                                 p_zero, c0, c1, use0, use1)
                 else:
-                    _block_exact(s[o:o + ln], pm[o:o + ln], gb, mb, xr[i * nb:i * nb + ln],
-                                 xs[i * nb:i * nb + ln], yr[ip * nb:ip * nb + ln], ys[ip * nb:ip * nb + ln],
+                    _block_exact(s[o:o + ln], pm[o:o + ln], gb, mb, xr[i * ln:(i + 1) * ln],
+                                 xs[i * ln:(i + 1) * ln], yr[ip * ln:(ip + 1) * ln], ys[ip * ln:(ip + 1) * ln],
                                  p_zero)
-                _column_pass(g, ws, r1, (i % q) * nb, wn, q)
-                _column_pass(m, ws, r2, (i % q) * nb, wn, q)
+                _column_pass(g, st, r1, (i % q) * nb, wn, q)
+                _column_pass(m, st, r2, (i % q) * nb, wn, q)
                 oo = i - a_max
                 if oo >= o_lo and oo < o_hi:
-                    _emit(r1, s, (oo * h0 + oo + d) * nb, oo, i_lo, i_hi, q, off, nb, wn * ws, inv_q2)
-                    _emit(r2, pm, (oo * h0 + oo + d) * nb, oo, i_lo, i_hi, q, off, nb, wn * ws, inv_q2)
+                    _emit(r1, s, (oo * h0 + oo + d) * nb, oo, i_lo, i_hi, q, off, nb, wn, st, stn, inv_q2)
+                    _emit(r2, pm, (oo * h0 + oo + d) * nb, oo, i_lo, i_hi, q, off, nb, wn, st, stn, inv_q2)
             for oo in range(max(o_lo, i_hi - a_max), o_hi):
-                _emit(r1, s, (oo * h0 + oo + d) * nb, oo, i_lo, i_hi, q, off, nb, wn * ws, inv_q2)
-                _emit(r2, pm, (oo * h0 + oo + d) * nb, oo, i_lo, i_hi, q, off, nb, wn * ws, inv_q2)
+                _emit(r1, s, (oo * h0 + oo + d) * nb, oo, i_lo, i_hi, q, off, nb, wn, st, stn, inv_q2)
+                _emit(r2, pm, (oo * h0 + oo + d) * nb, oo, i_lo, i_hi, q, off, nb, wn, st, stn, inv_q2)
         p_zero = False
     # ---- last layer: GAP of P_{L-1} Gdot_L (+ G_L).
     hl, wl = dims[n_layers, 0], dims[n_layers, 1]
-    ln = wl * ws
+    ln = wl * (ws if same else wl)
     total = 0.0
     add_g = not fix_last
     mb = m[goff:goff + ln]  # inside the margins, which must stay zero for the next pair
@@ -425,12 +445,12 @@ def _cntk_pair(xt, yt, sqx, rsx, sqy, rsy, dims, q, off, inv_q2, fix_first, fix_
         for ip in range(hl):
             o = (i * h0 + ip) * nb
             if poly:
-                _block_final_poly(s[o:o + ln], pm[o:o + ln], mb, xr[i * nb:i * nb + ln],
-                                  xs[i * nb:i * nb + ln], yr[ip * nb:ip * nb + ln], ys[ip * nb:ip * nb + ln],
+                _block_final_poly(s[o:o + ln], pm[o:o + ln], mb, xr[i * ln:(i + 1) * ln],
+                                  xs[i * ln:(i + 1) * ln], yr[ip * ln:(ip + 1) * ln], ys[ip * ln:(ip + 1) * ln],
                                   p_zero, add_g, c0, c1, use0, use1)
             else:
-                _block_final_exact(s[o:o + ln], pm[o:o + ln], mb, xr[i * nb:i * nb + ln],
-                                   xs[i * nb:i * nb + ln], yr[ip * nb:ip * nb + ln], ys[ip * nb:ip * nb + ln],
+                _block_final_exact(s[o:o + ln], pm[o:o + ln], mb, xr[i * ln:(i + 1) * ln],
+                                   xs[i * ln:(i + 1) * ln], yr[ip * ln:(ip + 1) * ln], ys[ip * ln:(ip + 1) * ln],
                                    p_zero, add_g)
             total += _sum_fixed(mb, ln)
     n_grid = hl * wl
