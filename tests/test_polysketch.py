@@ -5,7 +5,7 @@ import pytest
 import scipy.sparse as sp
 from hypothesis import given, strategies as st
 
-from ntk_sketch.countsketch import _countsketch_dense
+from ntk_sketch.countsketch import apply_countsketch, draw_countsketch
 from ntk_sketch.polysketch import (
     PolySketch,
     _polysketch_dense_vec,
@@ -22,8 +22,8 @@ def _leaf_fn(t, s):
     """Base sketch of leaf j applied to x, from the tables, the obvious way."""
     def leaf(j, x):
         if t.base == "osnap":
-            S = countsketch_matrix_naive(t.leaf_indices[:, j * s:(j + 1) * s] - j * t.m,
-                                         t.leaf_signs[:, j * s:(j + 1) * s], t.m)
+            codes = t.leaf_codes[:, j * s:(j + 1) * s].astype(np.int64)
+            S = countsketch_matrix_naive(codes // 2 - j * t.m, np.where(codes % 2 == 1, -1.0, 1.0) * t.leaf_mag, t.m)
             return S @ x
         return srht_naive(t.leaf_srht_signs[j], t.leaf_srht_rows[j], t.leaf_scale, t.leaf_n_pad, x)
     return leaf
@@ -72,14 +72,16 @@ def test_constants_are_the_e1_tree():
         vals = new
 
 
-def test_degree_one_tree_is_base_sketch():
-    d, m = 30, 16
+def test_degree_one_tree_is_base_sketch_and_codes_decode():
+    # the compact leaf table decodes to the OSNAP matrix drawn by countsketch from the same Generator state
+    d, m, s = 30, 16, 3
     X = np.random.default_rng(0).standard_normal((3, d))
-    t = draw_polysketch(d, m, 1, seed=5)
-    out = np.empty(m)
-    for i in range(3):
-        _countsketch_dense(t.leaf_indices, t.leaf_signs, X[i], out)
-        assert np.allclose(apply_polysketch(X, t)[i, 0], out)
+    t = draw_polysketch(d, m, 1, s=s, seed=5)
+    cs = draw_countsketch(d, m, s, seed=5)
+    assert t.leaf_codes.dtype == np.int32 and np.isclose(t.leaf_mag, 1 / np.sqrt(s))
+    assert np.array_equal(t.leaf_codes // 2, cs.indices)
+    assert np.array_equal(np.where(t.leaf_codes % 2 == 1, -1.0, 1.0) * t.leaf_mag, cs.signs)
+    assert np.allclose(apply_polysketch(X, t)[:, 0], apply_countsketch(X, cs), rtol=1e-14, atol=1e-15)
 
 
 def test_single_vector_njit_kernel():
