@@ -21,11 +21,11 @@ How it is computed (cost O(L q P^2) per pair of images, P pixels; memory O(P^2) 
   produced, then a row pass ``sum_a`` that adds whole blocks along a block diagonal ``i' - i``.  That is
   ``2q`` additions per entry instead of ``q^2``.  Each layer sweeps the block diagonals, keeping the last q
   column-passed blocks in a small ring buffer, and writes S_h and P_h over S_{h-1} and P_{h-1} in place.
-* All layers share one block layout with a fixed row stride: 'same' adds (q-1)/2 zero columns on each side
-  (and the G block sits inside zero margins), so zero padding needs no bounds checks; 'valid' layers use the
-  top-left part of each block and carry finite garbage in the columns beyond their width.  Padding and
-  garbage columns have zero normalisers, which makes G and the masked Gdot (Gdot is taken as 0 where a
-  patch is zero; P is 0 there anyway) exactly 0 there.
+* Block layout: 'same' stores rows with (q-1)/2 zero columns on each side (and the G block sits inside zero
+  margins), so zero padding needs no bounds checks; padding columns have zero normalisers, which makes G and
+  the masked Gdot (Gdot is taken as 0 where a patch is zero; P is 0 there anyway) exactly 0 there.  'valid'
+  blocks are compact with the row stride of their own grid; the flat column pass leaves finite garbage in
+  the columns beyond the next grid's width, which the row pass drops while compacting.
 * The normalisers ``N_h`` depend on one image only: they are computed once per image, by the same two passes
   (so they follow the same summation order as the diagonal ``S_h[p, p](x, x)`` of the cross recursion), and the
   pair loop reads ``sqrt(N)`` and ``1/sqrt(N)`` (0 for a zero patch, so zero patches contribute 0, never NaN).
@@ -83,8 +83,8 @@ def _column_pass(g, ws, out, o, rows_out, q):
     b*(ws+1), so this is q long vectorised loops.  For 'valid', ``g`` is the block itself; for 'same', it is
     the block placed after c zero rows and c zero entries, with c zero columns on each side of every row
     (ws = W0 + 2c) and c zero rows after it, so that the zero padding needs no bounds checks.  Output
-    columns that are not pixels of the next layer come out as finite garbage that nothing valid ever reads
-    and that the next layer masks out.
+    columns that are not pixels of the next layer come out as finite garbage that _emit drops ('valid') or
+    the next layer masks with zero normalisers ('same' padding columns).
     """
     n = rows_out * ws
     # Local views (not index arithmetic on the whole arrays) let LLVM prove the loops alias-free and vectorise.
@@ -213,7 +213,7 @@ def _block_exact(s, pm, g, m, xr, xs, yr, ys, p_zero):
 
     ``xr``/``xs`` hold 1/sqrt(N)/sqrt(N) of x's pixel (i, j) repeated along j', ``yr``/``ys`` those of y's
     pixel (i', j') tiled along j, so that this is one long branch-free loop that LLVM vectorises.  Gdot is
-    taken as 0 where a patch is zero (N = 0): P vanishes there anyway, and it zeroes the garbage columns.
+    taken as 0 where a patch is zero (N = 0): P vanishes there anyway, and it zeroes the padding columns.
     """
     if p_zero:  # P_0 = 0 (fixed first layer): M = G
         for k in range(s.size):
@@ -331,11 +331,11 @@ def _cntk_pair(xt, yt, sqx, rsx, sqy, rsy, dims, q, off, inv_q2, fix_first, fix_
     """CNTK-GAP of one pair of images (spec section 3), with caller-provided workspaces.
 
     ``xt``, ``yt``: the images channel-major (C, H0, W0).  Every 4-d array (S_h, P_h; the ring buffers r1, r2
-    of column-passed blocks) is laid out as blocks (i, i') at (i*H0 + i')*W0*ws, entry (j, j') of a block at j*ws + coff + j', for
-    every layer: row stride ws = W0 + 2c and column offset coff = c for 'same' (c = (q-1)/2 zero columns on
-    each side), ws = W0 and coff = 0 for 'valid', whose layers use the top-left part and carry finite
-    garbage in the columns beyond their width.  Padding and garbage columns are masked (zero normalisers),
-    so every inner loop is long, flat and branch-free.  ``g``, ``m``: one block of G_h and of
+    of column-passed blocks) is laid out as blocks (i, i') at (i*H0 + i')*W0*ws, entry (j, j') of a block at
+    j*st + coff + j': for 'same', row stride st = ws = W0 + 2c and column offset coff = c (c = (q-1)/2 zero
+    columns on each side, masked by zero normalisers); for 'valid', ws = W0, coff = 0 and st = the width of
+    the layer's grid (compact blocks; the ring keeps the stride of the layer it came from).  So every inner
+    loop is long, flat and branch-free.  ``g``, ``m``: one block of G_h and of
     P_{h-1} Gdot_h + G_h, placed at ``goff`` inside zero margins ('same'); ``xs``, ``xr``, ``ys``, ``yr``:
     the current layer's expanded normalisers; ``xe``, ``ye``: the same expansion of the pixels.
     """
@@ -465,7 +465,7 @@ def _cntk_pairs(X1t, X2t, sq1, rs1, sq2, rs2, symmetric, dims, q, off, inv_q2, f
     The pairs are numbered row by row, k -> (a, b): all of them, or for ``symmetric`` (X2 is X1) only the upper
     triangle b >= a, whose values are mirrored.  No list of pairs is materialised.  Images come channel-major
     (n, C, H, W).  Each chunk allocates its O(P^2) workspaces once (zeroed: the margins of ``g``/``m`` must stay
-    0, and garbage columns must be finite from the start); a pair's value does not depend on the chunking.
+    0, and the garbage the column pass reads must be finite from the start); a pair's value does not depend on the chunking.
     """
     n1, n2 = K.shape
     n_pairs = n1 * (n1 + 1) // 2 if symmetric else n1 * n2
