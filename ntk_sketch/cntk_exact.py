@@ -150,7 +150,8 @@ def _image_normalisers(x, dims, q, off, inv_q2, ws, coff, sqrt_n, rsqrt_n, col, 
 
     Pixel (i, j) of every layer is stored at i*ws + coff + j (the row stride and column offset of the pair
     layout, see _cntk_pair); entries that are not pixels of the layer's grid stay 0.  Sums run in the same
-    order as the cross recursion on its pixel diagonal (b ascending, then a ascending, then the scale), so N_h equals S_h[p, p](x, x) up to the rounding that ``_snap`` absorbs.
+    order as the cross recursion on its pixel diagonal (b ascending, then a ascending, then the scale), so
+    N_h equals S_h[p, p](x, x) up to the rounding that ``_snap`` absorbs.
     """
     h0, w0, c = x.shape
     for i in range(h0):
@@ -465,7 +466,8 @@ def _cntk_pairs(X1t, X2t, sq1, rs1, sq2, rs2, symmetric, dims, q, off, inv_q2, f
     The pairs are numbered row by row, k -> (a, b): all of them, or for ``symmetric`` (X2 is X1) only the upper
     triangle b >= a, whose values are mirrored.  No list of pairs is materialised.  Images come channel-major
     (n, C, H, W).  Each chunk allocates its O(P^2) workspaces once (zeroed: the margins of ``g``/``m`` must stay
-    0, and the garbage the column pass reads must be finite from the start); a pair's value does not depend on the chunking.
+    0, and the garbage the column pass reads must be finite from the start); a pair's value does not depend
+    on the chunking.
     """
     n1, n2 = K.shape
     n_pairs = n1 * (n1 + 1) // 2 if symmetric else n1 * n2

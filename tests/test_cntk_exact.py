@@ -10,7 +10,6 @@ they agree to a few hundred ulps of the largest entry (observed <= 3e-13 relativ
 (k0(1 - d) ~ 1 - sqrt(2 d)/pi); both implementations round correlations within 2^-46 of +-1 to +-1, which is
 what makes the diagonal (an image with itself) agree at the same bound.
 """
-import math
 
 import numba
 import numpy as np
