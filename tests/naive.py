@@ -173,6 +173,28 @@ def cntk_matrix_naive(X1, X2, depth, q, padding="valid", fix_first=True, fix_las
     return np.array([[cntk_naive(x, y, depth, q, padding, fix_first, fix_last, k0, k1) for y in X2] for x in X1])
 
 
+# ------------------------------------------------------------------------------------------------ cntk_sketch
+def cntk_normalisers_naive(x, depth, q, padding="valid"):
+    """N_0..N_{depth-1} of one image (spec section 3): N_0 = patch sum of |x_p|^2, N_h = (1/q^2) patch sum of
+    N_{h-1}, zero outside the grid; returned as a list of 2-d arrays on grids 1..depth."""
+    offsets = list(range(q)) if padding == "valid" else list(range(-(q - 1) // 2, (q - 1) // 2 + 1))
+    N = (np.asarray(x, dtype=np.float64) ** 2).sum(axis=2)
+    out = []
+    for h in range(depth):
+        H, W = N.shape
+        Ho, Wo = (H - q + 1, W - q + 1) if padding == "valid" else (H, W)
+        M = np.zeros((Ho, Wo))
+        for i in range(Ho):
+            for j in range(Wo):
+                for a in offsets:
+                    for b in offsets:
+                        if 0 <= i + a < H and 0 <= j + b < W:
+                            M[i, j] += N[i + a, j + b]
+        N = M if h == 0 else M / (q * q)
+        out.append(N)
+    return out
+
+
 # ----------------------------------------------------------------------------------- nystrom / ridge (learning)
 def nystrom_gram_naive(K_xz, K_zz, K_zy):
     """Nystrom approximation K(X, Z) K(Z, Z)^+ K(Z, Y) with numpy's pseudo-inverse."""

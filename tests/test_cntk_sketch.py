@@ -1,0 +1,253 @@
+"""Tests for ntk_sketch.cntk_sketch (CNTKSketch; spec sections 3, 4, 7).
+
+Statistical tests use fixed seeds (the random tables are drawn from them), so they are deterministic; the
+failure probabilities in the comments are those of a fresh draw of seeds.
+"""
+import numba
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ntk_sketch.cntk_exact import cntk_kernel
+from ntk_sketch.cntk_sketch import CNTKSketch, _normalisers
+from ntk_sketch.polynomials import arccos_polynomials, polynomial_ntk_cosine_kernel
+from tests.naive import cntk_normalisers_naive
+
+# Coefficients used by most tests: one fitted pair on [0, 1] (all test images are non-negative) and one Taylor
+# pair, passed explicitly so that the tests do not refit polynomials for every seed.
+P0_FIT, P1_FIT = arccos_polynomials("fit", 3, (0.0, 1.0))
+P0_TAY, P1_TAY = arccos_polynomials("taylor", 2)
+
+
+def _images(n, h, w, c, seed, zero=()):
+    X = np.random.default_rng(seed).random((n, h, w, c))
+    for k in zero:
+        X[k] = 0.0
+    return X
+
+
+def _poly(L, P0, P1):
+    return ([P0] * L, [P1] * L)
+
+
+def _gram_over_seeds(X, n_seeds, **kw):
+    grams = []
+    for s in range(n_seeds):
+        F = CNTKSketch(seed=s, **kw).fit(X.shape[1:]).transform(X)
+        grams.append(F @ F.T)
+    return np.array(grams)
+
+
+def _rel(A, B):
+    return np.linalg.norm(A - B) / np.linalg.norm(B)
+
+
+# ------------------------------------------------------------------------------------------------ exact pieces
+@pytest.mark.parametrize("padding,q", [("valid", 3), ("same", 3), ("valid", 2), ("same", 1)])
+def test_normalisers_match_naive(padding, q):
+    x = _images(1, 7, 6, 2, 0)[0]
+    L = 2
+    from ntk_sketch.cntk_exact import cntk_grid_sizes
+    dims = np.array(cntk_grid_sizes(7, 6, L, q, padding), dtype=np.int64)
+    off = -((q - 1) // 2) if padding == "same" else 0
+    sqn = np.zeros((L, 42))
+    _normalisers(x, dims, q, off, L, sqn, np.zeros((2, 42)))
+    ref = cntk_normalisers_naive(x, L, q, padding)
+    for h in range(L):
+        hh, wh = dims[h + 1]
+        np.testing.assert_allclose(sqn[h, :hh * wh].reshape(hh, wh) ** 2, ref[h], rtol=1e-12, atol=1e-14)
+
+
+# ------------------------------------------------------------------------------------------------ expectation
+@pytest.mark.parametrize("padding,ff,fl,poly", [
+    ("valid", False, True, "fit"),
+    ("valid", True, False, "fit"),
+    ("same", False, False, "taylor"),
+    ("valid", False, False, "taylor"),
+])
+def test_unbiased_depth_one(padding, ff, fl, poly):
+    """L = 1, renormalize=False: the polynomial inputs (exact patch cosines) are exact, so every random map acts
+    on fixed vectors and the features are unbiased for the CNTK with the polynomials (module docstring)."""
+    P0, P1 = (P0_FIT, P1_FIT) if poly == "fit" else (P0_TAY, P1_TAY)
+    X = _images(5, 6, 5, 2, 1)
+    n_seeds = 80
+    grams = _gram_over_seeds(X, n_seeds, depth=1, n_components=256, filter_size=3, padding=padding,
+                             degree=len(P0) - 1, polynomial=_poly(1, P0, P1), pixel_dim=64, fix_first=ff,
+                             fix_last=fl, renormalize=False)
+    K = cntk_kernel(X, depth=1, filter_size=3, padding=padding, fix_first=ff, fix_last=fl,
+                    k0_coefficients=P0, k1_coefficients=P1)
+    mean = grams.mean(0)
+    se = grams.std(0, ddof=1) / np.sqrt(n_seeds)
+    # 15 distinct entries, each |t| <= 5.5 with 79 degrees of freedom: failure probability < 15 * 1e-6.
+    assert np.all(np.abs(mean - K) <= 5.5 * se + 1e-12 * np.abs(K))
+    # and the test has power: a bias of 15% of any entry would be detected
+    assert np.all(5.5 * se < 0.15 * K)
+
+
+def test_deeper_layers_nearly_unbiased():
+    """L = 3, renormalize=False: polynomials of degree >= 2 of unbiased estimates are biased by O(variance) (module docstring), so
+    the mean over seeds is not exactly the polynomial CNTK; but its error must be much smaller than a single
+    draw's.  For an unbiased sketch the ratio would be ~ 1/sqrt(40) = 0.16; we require < 0.4."""
+    X = _images(5, 8, 8, 1, 2)
+    L = 3
+    grams = _gram_over_seeds(X, 40, depth=L, n_components=128, filter_size=2, degree=3,
+                             polynomial=_poly(L, P0_FIT, P1_FIT), pixel_dim=64, renormalize=False)
+    K = cntk_kernel(X, depth=L, filter_size=2, k0_coefficients=P0_FIT, k1_coefficients=P1_FIT)
+    single = np.median([_rel(g, K) for g in grams])
+    assert _rel(grams.mean(0), K) < 0.4 * single
+
+
+def test_error_falls_with_dimension_to_the_polynomial_floor():
+    X = _images(6, 8, 8, 1, 3)
+    L = 2
+    K = cntk_kernel(X, depth=L, filter_size=3)
+    Kp = cntk_kernel(X, depth=L, filter_size=3, k0_coefficients=P0_FIT, k1_coefficients=P1_FIT)
+    floor = _rel(Kp, K)
+    errs = []
+    for m, d in ((16, 8), (256, 64), (4096, 1024)):
+        grams = _gram_over_seeds(X, 7, depth=L, n_components=m, filter_size=3, degree=3,
+                                 polynomial=_poly(L, P0_FIT, P1_FIT), pixel_dim=d)
+        errs.append(np.median([_rel(g, K) for g in grams]))
+    assert errs[0] > errs[1] > errs[2]
+    # the sketch error at the largest size (measured ~0.01) is small compared with the errors at the smaller sizes,
+    # so the total error approaches the polynomial floor
+    assert abs(errs[2] - floor) < 0.25 * (errs[0] - floor)
+
+
+# ------------------------------------------------------------------------------------------------ closed forms
+@pytest.mark.parametrize("depth,ff,fl", [(1, False, False), (1, True, False), (2, True, True)])
+def test_filter_one_is_pooled_fc_sketch(depth, ff, fl):
+    """q = 1: no patch mixing, so the features of an image are the average over its pixels of the features of
+    the 1 x 1 images made of its pixels (the same random tables: they do not depend on H, W)."""
+    X = _images(3, 4, 5, 3, 4)
+    kw = dict(depth=depth, n_components=96, filter_size=1, degree=3, polynomial=_poly(depth, P0_FIT, P1_FIT),
+              pixel_dim=32, fix_first=ff, fix_last=fl, seed=7)
+    F = CNTKSketch(**kw).fit(X.shape[1:]).transform(X)
+    F1 = CNTKSketch(**kw).fit((1, 1, 3)).transform(X.reshape(-1, 1, 1, 3)).reshape(3, 20, -1).mean(1)
+    np.testing.assert_allclose(F, F1, rtol=1e-12, atol=1e-13)
+
+
+def test_filter_one_depth_one_expectation_is_pooled_fc_ntk():
+    """q = 1, L = 1, both layers trained: CNTK(x, y) = mean_{p, p'} |x_p| |y_p'| K_1(cos(x_p, y_p')), the
+    two-layer FC NTK of spec section 2 averaged over pixel pairs; with the polynomials, K_1 becomes
+    a P0(a) + P1(a).  The sketch is unbiased for it (L = 1)."""
+    X = _images(4, 3, 3, 2, 5)
+    V = X.reshape(4, 9, 2)
+    nrm = np.linalg.norm(V, axis=2)
+    cos = np.einsum("apc,bqc->abpq", V, V) / np.einsum("ap,bq->abpq", nrm, nrm)
+    closed = (np.einsum("ap,bq->abpq", nrm, nrm)
+              * polynomial_ntk_cosine_kernel(cos, [P0_FIT], [P1_FIT])).mean(axis=(2, 3))
+    np.testing.assert_allclose(
+        cntk_kernel(X, depth=1, filter_size=1, fix_first=False, fix_last=False, k0_coefficients=P0_FIT,
+                    k1_coefficients=P1_FIT), closed, rtol=1e-10)
+    n_seeds = 80
+    grams = _gram_over_seeds(X, n_seeds, depth=1, n_components=64, filter_size=1, degree=3,
+                             polynomial=_poly(1, P0_FIT, P1_FIT), pixel_dim=16, fix_first=False, fix_last=False,
+                             renormalize=False)
+    se = grams.std(0, ddof=1) / np.sqrt(n_seeds)
+    # 10 distinct entries, |t| <= 5.5 with 79 degrees of freedom: failure probability < 1e-4
+    assert np.all(np.abs(grams.mean(0) - closed) <= 5.5 * se)
+
+
+# ------------------------------------------------------------------------------------------------ basic behaviour
+def test_shapes_dtypes_zero_images_and_determinism():
+    X = _images(5, 7, 7, 2, 6, zero=(1,))
+    sk = CNTKSketch(depth=2, n_components=100, filter_size=3, degree=2, pixel_dim=24, seed=3).fit(X)
+    F = sk.transform(X)
+    assert F.shape == (5, 100) and F.dtype == np.float64 and np.all(np.isfinite(F))
+    assert np.all(F[1] == 0.0)
+    np.testing.assert_array_equal(F, CNTKSketch(depth=2, n_components=100, filter_size=3, degree=2,
+                                                pixel_dim=24, seed=3).fit(X).transform(X))
+    assert not np.allclose(F, CNTKSketch(depth=2, n_components=100, filter_size=3, degree=2, pixel_dim=24,
+                                         seed=4).fit(X).transform(X))
+    F32 = sk.transform(X.astype(np.float32))
+    assert F32.dtype == np.float64
+    np.testing.assert_allclose(F32, sk.transform(X.astype(np.float32).astype(np.float64)), rtol=0, atol=0)
+    # batches and single images give the same rows
+    np.testing.assert_array_equal(sk.transform(X, batch_size=2), F)
+    np.testing.assert_array_equal(sk.transform(X[3:4]), F[3:4])
+
+
+def test_zero_patches_give_no_nan():
+    X = np.zeros((2, 9, 9, 1))
+    X[0, 0, 0, 0] = 1.0  # a single bright pixel: most patches are zero
+    X[1, 4:6, 4:6, 0] = 2.0
+    for ff, fl in ((True, True), (False, False)):
+        F = CNTKSketch(depth=2, n_components=64, filter_size=3, padding="same", degree=2, pixel_dim=16,
+                       fix_first=ff, fix_last=fl, seed=0).fit(X).transform(X)
+        assert np.all(np.isfinite(F)) and np.any(F != 0.0)
+
+
+def test_thread_count_does_not_change_results():
+    X = _images(7, 6, 6, 1, 8)
+    sk = CNTKSketch(depth=2, n_components=50, filter_size=2, degree=2, pixel_dim=16, seed=1).fit(X)
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        F1 = sk.transform(X)
+        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+        F2 = sk.transform(X)
+    finally:
+        numba.set_num_threads(before)
+    np.testing.assert_array_equal(F1, F2)
+
+
+@pytest.mark.parametrize("patch_sketch", ["countsketch", "srht"])
+def test_patch_sketch_choices_agree_in_expectation(patch_sketch):
+    X = _images(4, 6, 6, 1, 9)
+    L = 2
+    K = cntk_kernel(X, depth=L, filter_size=3, k0_coefficients=P0_FIT, k1_coefficients=P1_FIT)
+    grams = _gram_over_seeds(X, 20, depth=L, n_components=512, filter_size=3, degree=3,
+                             polynomial=_poly(L, P0_FIT, P1_FIT), pixel_dim=128, patch_sketch=patch_sketch)
+    # relative error of each draw ~ 1/sqrt(128) per pixel layer; observed median ~0.03: 0.15 is a 5x margin
+    assert np.median([_rel(g, K) for g in grams]) < 0.15
+
+
+@given(seed=st.integers(0, 2 ** 31 - 1), c=st.floats(0.01, 100.0), q=st.integers(1, 3),
+       padding=st.sampled_from(["valid", "same"]), ff=st.booleans())
+def test_positive_homogeneity(seed, c, q, padding, ff):
+    """Every step is positively 1-homogeneous in the image (u is scale free, g and P scale with |x|), like the
+    CNTK itself: features(c x) = c features(x) for c > 0, up to rounding."""
+    if padding == "same" and q % 2 == 0:
+        q += 1
+    X = _images(2, 5, 6, 2, seed % 1000)
+    sk = CNTKSketch(depth=2, n_components=40, filter_size=q, padding=padding, degree=2, pixel_dim=16,
+                    fix_first=ff, seed=seed).fit(X)
+    F = sk.transform(X)
+    np.testing.assert_allclose(sk.transform(c * X), c * F, rtol=1e-9, atol=1e-12 * c * np.abs(F).max())
+
+
+# ------------------------------------------------------------------------------------------------ validation
+def test_errors():
+    X = _images(2, 6, 6, 1, 0)
+    with pytest.raises(ValueError, match="not fitted"):
+        CNTKSketch(depth=2).transform(X)
+    sk = CNTKSketch(depth=2, n_components=16, pixel_dim=8, degree=2, seed=0).fit(X)
+    with pytest.raises(ValueError, match="4-d"):
+        sk.transform(X[0])
+    with pytest.raises(ValueError, match="fitted on"):
+        sk.transform(_images(2, 7, 6, 1, 0))
+    with pytest.raises(ValueError, match="NaN"):
+        sk.transform(np.where(X > 0.5, np.nan, X))
+    with pytest.raises(ValueError, match="receptive field"):
+        CNTKSketch(depth=3, filter_size=3).fit((4, 9, 1))
+    with pytest.raises(ValueError, match="receptive field"):
+        CNTKSketch(depth=3, filter_size=3).fit(_images(1, 9, 4, 1, 0))
+    with pytest.raises(ValueError, match="no trainable layer"):
+        CNTKSketch(depth=1).fit(X)
+    with pytest.raises(ValueError, match="odd filter_size"):
+        CNTKSketch(depth=2, filter_size=2, padding="same").fit(X)
+    with pytest.raises(ValueError, match="padding"):
+        CNTKSketch(depth=2, padding="full").fit(X)
+    with pytest.raises(ValueError, match="patch_sketch"):
+        CNTKSketch(depth=2, patch_sketch="gauss").fit(X)
+    with pytest.raises(ValueError, match="polynomial"):
+        CNTKSketch(depth=2, polynomial="chebyshev").fit(X)
+    with pytest.raises(ValueError, match="non-negative"):
+        CNTKSketch(depth=2, degree=1, polynomial=([[0.5, -1.0]] * 2, [[0.5, 0.5]] * 2)).fit(X)
+    for name in ("depth", "n_components", "filter_size", "degree", "pixel_dim"):
+        with pytest.raises(ValueError, match=name):
+            CNTKSketch(**{"depth": 2, name: 0}).fit(X)
+    with pytest.raises(ValueError, match="fix_first"):
+        CNTKSketch(depth=2, fix_first="yes").fit(X)
