@@ -21,10 +21,15 @@ the next layer's polynomial sees a cosine in [-1, 1] and the diagonal ``<phi_h(x
 exact; this is a ratio estimator (not in the paper's Algorithm 1) that lowers the error; ``False`` is the paper's.
 
 ``variant='single'``: one polynomial with non-negative coefficients approximates the whole ``K_L``
-(:func:`ntk_sketch.polynomials.ntk_polynomial`) and one PolySketch sketches it:
+(:func:`ntk_sketch.polynomials.ntk_polynomial`) and one sketch of the tensor powers carries it:
 ``features = |x| [sqrt(c_0), sqrt(c_1) Q^1 u, ..., sqrt(c_p) Q^p u^(p)]`` with ``u = x/|x|``.  Unbiased for the
 polynomial kernel ``|x||y| sum_l c_l a^l`` at every depth, with no compounding of errors across layers (the
-authors' released code uses this form).
+authors' released code uses this form).  Three economies, none of which changes the expectation: degrees with
+``c_l = 0`` get no columns (least-squares fits are sparse: K_2 at degree 4 uses l = 0, 1, 4); the degree-1 term
+is ``u`` itself when d is below a degree's share of m (no variance); and for dense input with d <= the per-degree
+width, each degree is a tree of TensorSRHTs with identity leaves instead of a PolySketch with SRHT leaves (the
+leaves would only add variance and transforms of length m where length d suffices).  Sparse or high-dimensional
+input uses PolySketch with OSNAP leaves (input-sparsity time).
 
 Polynomials: ``'taylor'`` (truncated series, the theory's choice) or ``'fit'`` (least squares, non-negative,
 exact at a = 1).  Fitting intervals: layers >= 2 see values of k1, i.e. cosines in [0, 1]; the first layer (and the
@@ -56,6 +61,31 @@ def _scale_rows(X, factors):
     return X * factors[:, None]
 
 
+def _draw_power_tree(d, m, degree, rng):
+    """Tables of a tree of independent TensorSRHTs sketching u^(degree) with identity leaves (dense u, d <= m).
+
+    ``tree(1)`` is the leaf u itself; ``tree(l) = TensorSRHT(tree(ceil(l/2)), tree(floor(l/2)))``.  Each node is
+    unbiased given its children and the nodes are independent, so ``E <tree(l)(u), tree(l)(v)> = <u, v>^l`` for any
+    l, without padding the tree with e1 leaves.  For dense input of dimension d <= m the leaf sketch of PolySketch
+    (spec section 4) is not needed for dimension reduction, and skipping it removes its variance and its cost:
+    the first-level nodes transform vectors of length next_pow2(d) instead of next_pow2(m).
+    """
+    if degree == 1:
+        return None
+    left = _draw_power_tree(d, m, (degree + 1) // 2, rng)
+    right = _draw_power_tree(d, m, degree // 2, rng)
+    d_left = d if left is None else m
+    d_right = d if right is None else m
+    return (left, right, draw_tensor_srht(d_left, d_right, m, rng))
+
+
+def _apply_power_tree(u, tree):
+    if tree is None:
+        return u
+    left, right, node = tree
+    return tensor_srht(_apply_power_tree(u, left), _apply_power_tree(u, right), node)
+
+
 def _poly_concat(Z, coefficients):
     """[sqrt(c_0), sqrt(c_1) Z_1, ..., sqrt(c_p) Z_p] for Z of shape (n, p, m)."""
     n, p, m = Z.shape
@@ -73,8 +103,9 @@ class NTKSketch:
     depth : int, default 2
         Number of hidden ReLU layers L >= 1 (the kernel of :func:`ntk_sketch.ntk_exact.ntk_kernel`).
     n_components : int, default 8192
-        Output dimension m.  For ``variant='single'`` the output has ``1 + degree * ((m - 1) // degree)`` columns
-        (the constant coordinate and ``degree`` blocks of equal size), at most m.
+        Output dimension m.  For ``variant='single'`` the output has at most m columns: the constant coordinate,
+        possibly the exact linear block (d columns) and one block of equal width per sketched degree
+        (``n_features_out_`` says how many).
     degree : int, default 4
         Degree p of the polynomials (any p >= 1).
     polynomial : {'fit', 'taylor'}, default 'fit'
@@ -153,7 +184,14 @@ class NTKSketch:
             if sketched and m_poly < 1:
                 raise ValueError(f"n_components = {m} is too small for {len(sketched)} sketched degrees.")
             self.sketched_degrees_ = np.array(sketched, dtype=np.int64)
-            self.poly_tables_ = draw_polysketch(d, m_poly, max(sketched), base=base, seed=rng) if sketched else None
+            # dense input of dimension <= m_poly: a tree of TensorSRHTs per degree, identity leaves; otherwise one
+            # PolySketch (OSNAP leaves for sparse input: input-sparsity time) for all degrees at once
+            self.power_trees_ = None
+            self.poly_tables_ = None
+            if sketched and not sp.issparse(X) and self.base == "auto" and d <= m_poly:
+                self.power_trees_ = [_draw_power_tree(d, m_poly, l, rng) for l in sketched]
+            elif sketched:
+                self.poly_tables_ = draw_polysketch(d, m_poly, max(sketched), base=base, seed=rng)
             self.n_features_out_ = 1 + (d if self.exact_linear_ else 0) + len(sketched) * m_poly
             return self
         P0, P1 = [], []
@@ -201,7 +239,10 @@ class NTKSketch:
         parts = [np.full((u.shape[0], 1), np.sqrt(c[0]), dtype=u.dtype)]
         if self.exact_linear_:
             parts.append(np.sqrt(c[1]) * (u.toarray() if sp.issparse(u) else u))
-        if self.poly_tables_ is not None:
+        if self.power_trees_ is not None:
+            for l, tree in zip(self.sketched_degrees_, self.power_trees_):
+                parts.append(np.sqrt(c[l]) * _apply_power_tree(u, tree))
+        elif self.poly_tables_ is not None:
             Z = apply_polysketch(u, self.poly_tables_, name="X")
             deg = self.sketched_degrees_
             parts.append((Z[:, deg - 1, :] * np.sqrt(c[deg])[None, :, None]).reshape(u.shape[0], -1))
