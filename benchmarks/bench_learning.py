@@ -57,7 +57,8 @@ def features_and_ridge(fmap, X, y, Xt, yt, seed, progress, label, batch=512):
 
 def make_cfg(args, m, seed, n_classes):
     return types.SimpleNamespace(depth=args.depth, cntk_depth=args.cntk_depth, filter_size=args.filter_size,
-                                 n_components=m, degree=args.degree, seed=seed, n_classes=n_classes, quick=False)
+                                 n_components=m, degree=args.degree, pixel_dim=args.pixel_dim, seed=seed,
+                                 n_classes=n_classes, quick=False)
 
 
 def median_runs(fn, repeats):
@@ -77,6 +78,7 @@ def main(argv=None):
     ap.add_argument("--cntk-depth", type=int, default=3, help="CNTK depth")
     ap.add_argument("--filter-size", type=int, default=3)
     ap.add_argument("--degree", type=int, default=None, help="NTKSketch / CNTKSketch polynomial degree")
+    ap.add_argument("--pixel-dim", type=int, default=None, help="CNTKSketch per-pixel dimension (default: its own)")
     ap.add_argument("--exact-n", type=int, default=0, help="train images for exact CNTK ridge (0: skip part 3)")
     ap.add_argument("--exact-n-test", type=int, default=None, help="test images for exact CNTK (default --exact-n)")
     ap.add_argument("--equal-time-ref", default=None, help="method whose time the equal-time MLP gets")

@@ -59,7 +59,7 @@ def test_demo_table_has_every_available_method(quick_run):
 def test_demo_sizes_and_dimensions(quick_run):
     cfg, rows, _ = quick_run
     by_label = {r.method: r for r in rows}
-    for key in ("ntkrf", "ntk-sketch", "cntk-sketch"):
+    for key in ("ntkrf", "ntk-sketch", "cntk-sketch"):  # m = 512 under --quick
         label = demo.METHODS[key].label(cfg)
         if label in by_label:
             assert by_label[label].dim == "512"
@@ -104,7 +104,7 @@ def test_quick_defaults_yield_to_explicit_options():
     cfg = demo.parse_args(["--quick", "--n-train", "123", "-m", "64"])
     assert cfg.n_train == 123 and cfg.n_components == 64 and cfg.n_test == demo._QUICK["n_test"]
     cfg = demo.parse_args([])
-    assert cfg.n_train is None and cfg.n_components == 4096 and cfg.methods == list(demo.METHODS)
+    assert cfg.n_train is None and cfg.n_components == 2048 and cfg.methods == list(demo.METHODS)
 
 
 @pytest.mark.parametrize("bad", [["--methods", "ntkrf,nope"], ["--methods", ","], ["--depth", "0"],
