@@ -100,48 +100,49 @@ def _column_pass(g, ws, out, o, rows_out, q):
 
 
 @numba.njit(cache=True)
-def _emit(ring, out, o_start, o, i_lo, i_hi, q, off, nb, rows, in_stride, out_stride, scale):
+def _emit(ring, out, o_start, o, i_lo, i_hi, q, off, nb, rows, in_stride, out_stride, scale, tmp):
     """Output block = scale * sum_a ring block of diagonal position o + a (a = off..off+q-1), first ``rows`` rows.
 
     ``ring`` holds the column-passed blocks of the last q positions along the current block diagonal, slot
     (position mod q), with row stride ``in_stride``; the output block at ``out[o_start:]`` gets row stride
-    ``out_stride`` (<= in_stride: 'valid' layers compact their rows as they shrink).  Positions outside
-    [i_lo, i_hi) are zero padding.  Order: a ascending, then the scale (as in _image_normalisers).
+    ``out_stride`` (<= in_stride: 'valid' layers compact their rows as they shrink, through the scratch block
+    ``tmp`` so that the sum itself stays flat).  Positions outside [i_lo, i_hi) are zero padding.  Order: a
+    ascending, then the scale (as in _image_normalisers).
     """
-    length = rows * out_stride
-    dst = out[o_start:o_start + length]
     flat = in_stride == out_stride
+    length = rows * in_stride
+    acc = out[o_start:o_start + length] if flat else tmp[:length]
     first = True
     for aa in range(q):
         pos = o + aa + off
         if pos < i_lo or pos >= i_hi:
             continue
         base = (pos % q) * nb
-        if flat:
-            src = ring[base:base + length]
-            if first:
-                for k in range(length):
-                    dst[k] = src[k]
-            else:
-                for k in range(length):
-                    dst[k] += src[k]
+        src = ring[base:base + length]
+        if first:
+            for k in range(length):
+                acc[k] = src[k]
         else:
-            for j in range(rows):
-                src = ring[base + j * in_stride:base + j * in_stride + out_stride]
-                drow = dst[j * out_stride:(j + 1) * out_stride]
-                if first:
-                    for k in range(out_stride):
-                        drow[k] = src[k]
-                else:
-                    for k in range(out_stride):
-                        drow[k] += src[k]
+            for k in range(length):
+                acc[k] += src[k]
         first = False
     if first:
         for k in range(length):
-            dst[k] = 0.0
-    if scale != 1.0:
-        for k in range(length):
-            dst[k] *= scale
+            acc[k] = 0.0
+    if flat:
+        if scale != 1.0:
+            for k in range(length):
+                acc[k] *= scale
+    else:
+        for j in range(rows):
+            src = acc[j * in_stride:j * in_stride + out_stride]
+            drow = out[o_start + j * out_stride:o_start + (j + 1) * out_stride]
+            if scale != 1.0:
+                for k in range(out_stride):
+                    drow[k] = src[k] * scale
+            else:
+                for k in range(out_stride):
+                    drow[k] = src[k]
 
 
 @numba.njit(cache=True)
@@ -328,7 +329,7 @@ def _expand_normalisers(sqx, rsx, sqy, rsy, hh, wh, st, ws, coff, xs, xr, ys, yr
 
 @numba.njit(cache=True)
 def _cntk_pair(xt, yt, sqx, rsx, sqy, rsy, dims, q, off, inv_q2, fix_first, fix_last,
-               c0, c1, use0, use1, s, pm, r1, r2, g, m, xs, xr, ys, yr, xe, ye):
+               c0, c1, use0, use1, s, pm, r1, r2, g, m, xs, xr, ys, yr, xe, ye, tmp):
     """CNTK-GAP of one pair of images (spec section 3), with caller-provided workspaces.
 
     ``xt``, ``yt``: the images channel-major (C, H0, W0).  Every 4-d array (S_h, P_h; the ring buffers r1, r2
@@ -389,9 +390,9 @@ def _cntk_pair(xt, yt, sqx, rsx, sqy, rsy, dims, q, off, inv_q2, fix_first, fix_
             _column_pass(g, ws, r1, (i % q) * nb, w1, q)
             o = i - a_max
             if o >= o_lo and o < o_hi:
-                _emit(r1, s, (o * h0 + o + d) * nb, o, i_lo, i_hi, q, off, nb, w1, ws, st1, 1.0)
+                _emit(r1, s, (o * h0 + o + d) * nb, o, i_lo, i_hi, q, off, nb, w1, ws, st1, 1.0, tmp)
         for o in range(max(o_lo, i_hi - a_max), o_hi):
-            _emit(r1, s, (o * h0 + o + d) * nb, o, i_lo, i_hi, q, off, nb, w1, ws, st1, 1.0)
+            _emit(r1, s, (o * h0 + o + d) * nb, o, i_lo, i_hi, q, off, nb, w1, ws, st1, 1.0, tmp)
     p_zero = fix_first
     if not fix_first:
         for i in range(h1):
@@ -430,11 +431,13 @@ def _cntk_pair(xt, yt, sqx, rsx, sqy, rsy, dims, q, off, inv_q2, fix_first, fix_
                 _column_pass(m, st, r2, (i % q) * nb, wn, q)
                 oo = i - a_max
                 if oo >= o_lo and oo < o_hi:
-                    _emit(r1, s, (oo * h0 + oo + d) * nb, oo, i_lo, i_hi, q, off, nb, wn, st, stn, inv_q2)
-                    _emit(r2, pm, (oo * h0 + oo + d) * nb, oo, i_lo, i_hi, q, off, nb, wn, st, stn, inv_q2)
+                    ob = (oo * h0 + oo + d) * nb
+                    _emit(r1, s, ob, oo, i_lo, i_hi, q, off, nb, wn, st, stn, inv_q2, tmp)
+                    _emit(r2, pm, ob, oo, i_lo, i_hi, q, off, nb, wn, st, stn, inv_q2, tmp)
             for oo in range(max(o_lo, i_hi - a_max), o_hi):
-                _emit(r1, s, (oo * h0 + oo + d) * nb, oo, i_lo, i_hi, q, off, nb, wn, st, stn, inv_q2)
-                _emit(r2, pm, (oo * h0 + oo + d) * nb, oo, i_lo, i_hi, q, off, nb, wn, st, stn, inv_q2)
+                ob = (oo * h0 + oo + d) * nb
+                _emit(r1, s, ob, oo, i_lo, i_hi, q, off, nb, wn, st, stn, inv_q2, tmp)
+                _emit(r2, pm, ob, oo, i_lo, i_hi, q, off, nb, wn, st, stn, inv_q2, tmp)
         p_zero = False
     # ---- last layer: GAP of P_{L-1} Gdot_L (+ G_L).
     hl, wl = dims[n_layers, 0], dims[n_layers, 1]
@@ -491,6 +494,7 @@ def _cntk_pairs(X1t, X2t, sq1, rs1, sq2, rs2, symmetric, dims, q, off, inv_q2, f
         yr = np.zeros(h0 * w0 * ws)
         xe = np.zeros((X1t.shape[1], h0, w0 * ws))
         ye = np.zeros((X1t.shape[1], h0, w0 * ws))
+        tmp = np.zeros(w0 * ws)  # scratch block for compacting 'valid' rows
         # the pair numbered `start`
         if symmetric:
             a = 0
@@ -504,7 +508,7 @@ def _cntk_pairs(X1t, X2t, sq1, rs1, sq2, rs2, symmetric, dims, q, off, inv_q2, f
             b = start % n2
         for _ in range(start, stop):
             v = _cntk_pair(X1t[a], X2t[b], sq1[a], rs1[a], sq2[b], rs2[b], dims, q, off, inv_q2,
-                           fix_first, fix_last, c0, c1, use0, use1, s, pm, r1, r2, g, m, xs, xr, ys, yr, xe, ye)
+                           fix_first, fix_last, c0, c1, use0, use1, s, pm, r1, r2, g, m, xs, xr, ys, yr, xe, ye, tmp)
             K[a, b] = v
             if symmetric:
                 K[b, a] = v
