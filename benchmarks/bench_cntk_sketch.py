@@ -1,0 +1,186 @@
+"""Benchmark of CNTKSketch on Fashion-MNIST (spec sections 3 and 7; issue "CNTKSketch").
+
+Prints, for depth L = 3:
+
+1. images per second of ``transform`` at each n_components m and the growth of the process's peak resident
+   memory during the call (Linux ``VmHWM`` after resetting it; the (n, m) output array is counted separately);
+2. time per image at 14 x 14 (2 x 2 average pooling), 28 x 28 and 56 x 56 (pixel replication) and the ratios:
+   linear in pixels means ratios near 4;
+3. relative Frobenius error |F F^T - K|_F / |K|_F against the exact CNTK (:func:`ntk_sketch.cntk_exact.cntk_kernel`)
+   on the first ``--n-error`` test images, median (and range) over ``--seeds`` seeds, with the polynomial floor
+   (the exact recursion with the sketch's polynomials in place of k0, k1) next to it.
+
+Reference figures of the authors' released PyTorch code on these machines (2 threads, 28 x 28, L = 3, filter 4,
+degree 2), quoted from the issue, not measured by this script: m = 4096: 142-181 ms and 440-550 MB per image,
+relative error 0.050 (median of 5 seeds); m = 1024: 34 ms, error 0.15.
+
+Example (the figures of the closing note)::
+
+    python benchmarks/bench_cntk_sketch.py --threads 2
+    python benchmarks/bench_cntk_sketch.py --threads 2 --filter-size 4
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import numba
+import numpy as np
+
+from ntk_sketch.cntk_exact import cntk_kernel
+from ntk_sketch.cntk_sketch import CNTKSketch
+from ntk_sketch.datasets import load_fashion_mnist
+
+
+def _vm(field):
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def _reset_peak():
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _timed_transform(sk, X, repeats):
+    """Median seconds of sk.transform(X) and the peak-RSS growth (bytes) of the first call."""
+    times = []
+    growth = None
+    for r in range(repeats):
+        base = _vm("VmRSS")
+        ok = _reset_peak()
+        t = time.perf_counter()
+        sk.transform(X)
+        times.append(time.perf_counter() - t)
+        if r == 0 and ok:
+            growth = _vm("VmHWM") - base
+    return float(np.median(times)), growth
+
+
+def _resize(X, side):
+    if side == X.shape[1]:
+        return X
+    if side * 2 == X.shape[1]:
+        n, h, w, c = X.shape
+        return X.reshape(n, side, 2, side, 2, c).mean(axis=(2, 4))
+    f = side // X.shape[1]
+    return np.repeat(np.repeat(X, f, axis=1), f, axis=2)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--depth", type=int, default=3)
+    ap.add_argument("--filter-size", type=int, default=3)
+    ap.add_argument("--m", type=int, nargs="+", default=[1024, 4096, 16384])
+    ap.add_argument("--degree", type=int, default=None, help="polynomial degree (default: CNTKSketch's)")
+    ap.add_argument("--pixel-dim", type=int, default=None, help="per-pixel dimension (default: CNTKSketch's)")
+    ap.add_argument("--patch-sketch", default="countsketch", choices=["countsketch", "srht"])
+    ap.add_argument("--n-speed", type=int, default=200, help="images timed per configuration")
+    ap.add_argument("--n-error", type=int, default=200, help="images in the error Gram matrices")
+    ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--exact-cache", default=None,
+                    help="folder for the exact CNTK Gram matrix (.npy), reused when present")
+    ap.add_argument("--skip-error", action="store_true")
+    args = ap.parse_args(argv)
+    if args.threads:
+        numba.set_num_threads(args.threads)
+    L, q = args.depth, args.filter_size
+    extra = {}
+    if args.degree is not None:
+        extra["degree"] = args.degree
+    if args.pixel_dim is not None:
+        extra["pixel_dim"] = args.pixel_dim
+    extra["patch_sketch"] = args.patch_sketch
+    X_all, _ = load_fashion_mnist("test")
+    n_need = max(args.n_speed, args.n_error)
+    X = X_all[:n_need]
+    print(f"CNTKSketch on Fashion-MNIST test images: L={L}, filter {q}, threads={numba.get_num_threads()}, "
+          f"options {extra}")
+    # compile once, outside the timings
+    CNTKSketch(L, 64, filter_size=q, seed=0, **extra).fit((28, 28, 1)).transform(X[:2])
+
+    # ---- 1. throughput and memory
+    print("\n1. throughput at 28 x 28")
+    print(f"{'m':>7} {'images/s':>9} {'ms/image':>9} {'peak RSS growth MB':>19} {'output MB':>10}")
+    for m in args.m:
+        sk = CNTKSketch(L, m, filter_size=q, seed=0, **extra).fit((28, 28, 1))
+        sk.transform(X[:2])
+        t, growth = _timed_transform(sk, X[:args.n_speed], args.repeats)
+        g = "n/a" if growth is None else f"{growth / 2 ** 20:.0f}"
+        print(f"{m:>7} {args.n_speed / t:>9.1f} {1000 * t / args.n_speed:>9.2f} {g:>19} "
+              f"{args.n_speed * m * 8 / 2 ** 20:>10.1f}", flush=True)
+    # memory does not grow with n: the same at 4x the images
+    m = args.m[len(args.m) // 2]
+    sk = CNTKSketch(L, m, filter_size=q, seed=0, **extra).fit((28, 28, 1))
+    for n in (args.n_speed // 4, args.n_speed):
+        _, growth = _timed_transform(sk, X[:n], 1)
+        if growth is not None:
+            print(f"  m={m}, n={n}: peak RSS growth {growth / 2 ** 20:.0f} MB "
+                  f"(of which output {n * m * 8 / 2 ** 20:.1f} MB)")
+
+    # ---- 2. linear in pixels
+    print(f"\n2. time per image against image size (m={m})")
+    per = {}
+    n_lin = max(args.n_speed // 4, 8)
+    for side in (14, 28, 56):
+        Xs = _resize(X[:n_lin], side)
+        sk = CNTKSketch(L, m, filter_size=q, seed=0, **extra).fit(Xs.shape[1:])
+        sk.transform(Xs[:2])
+        t, _ = _timed_transform(sk, Xs, args.repeats)
+        per[side] = t / n_lin
+    print(f"{'side':>5} {'ms/image':>9} {'ratio to previous':>18}")
+    prev = None
+    for side in (14, 28, 56):
+        r = "" if prev is None else f"{per[side] / per[prev]:.2f}"
+        print(f"{side:>5} {1000 * per[side]:>9.2f} {r:>18}")
+        prev = side
+    print("  (4x the pixels per step; a receptive-field border makes small images relatively cheaper)")
+
+    if args.skip_error:
+        return
+    # ---- 3. error against the exact CNTK
+    Xe = X[:args.n_error]
+    path = None
+    if args.exact_cache:
+        os.makedirs(args.exact_cache, exist_ok=True)
+        path = os.path.join(args.exact_cache, f"cntk_exact_fmnist_test{args.n_error}_L{L}_q{q}.npy")
+    if path and os.path.exists(path):
+        K = np.load(path)
+        print(f"\n3. error against the exact CNTK ({args.n_error} images; exact Gram loaded from {path})")
+    else:
+        t = time.perf_counter()
+        K = cntk_kernel(Xe, depth=L, filter_size=q)
+        t = time.perf_counter() - t
+        print(f"\n3. error against the exact CNTK ({args.n_error} images; exact Gram took {t:.1f} s, "
+              f"{1000 * t / (args.n_error * (args.n_error + 1) / 2):.2f} ms per pair)")
+        if path:
+            np.save(path, K)
+    sk0 = CNTKSketch(L, 64, filter_size=q, seed=0, **extra).fit(Xe)
+    Kp = cntk_kernel(Xe, depth=L, filter_size=q, k0_coefficients=sk0.poly_k0_[-1],
+                     k1_coefficients=sk0.poly_k1_[-1]) if all(
+        np.array_equal(c, sk0.poly_k0_[-1]) for c in sk0.poly_k0_) else None
+    nK = np.linalg.norm(K)
+    if Kp is not None:
+        print(f"  polynomial floor (exact recursion with the degree-{len(sk0.poly_k0_[0]) - 1} polynomials): "
+              f"{np.linalg.norm(Kp - K) / nK:.4f}")
+    print(f"{'m':>7} {'median error':>13} {'min':>7} {'max':>7}   (over {args.seeds} seeds)")
+    for m in args.m:
+        errs = []
+        for s in range(args.seeds):
+            F = CNTKSketch(L, m, filter_size=q, seed=s, **extra).fit(Xe).transform(Xe)
+            errs.append(np.linalg.norm(F @ F.T - K) / nK)
+        print(f"{m:>7} {np.median(errs):>13.4f} {min(errs):>7.4f} {max(errs):>7.4f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
