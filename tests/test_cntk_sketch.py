@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from ntk_sketch.cntk_exact import cntk_kernel
 from ntk_sketch.cntk_sketch import CNTKSketch, _normalisers
 from ntk_sketch.polynomials import arccos_polynomials, polynomial_ntk_cosine_kernel
-from tests.naive import cntk_normalisers_naive
+from naive import cntk_normalisers_naive
 
 # Coefficients used by most tests: one fitted pair on [0, 1] (all test images are non-negative) and one Taylor
 # pair, passed explicitly so that the tests do not refit polynomials for every seed.
