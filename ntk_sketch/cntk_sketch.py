@@ -129,12 +129,17 @@ def _rescale(v, target):
 
 
 @numba.njit(cache=True)
-def _compress_patch(use_srht, idx, sgn, srows, sscale, npad, src, hs, ws, i, j, q, off, dim, inv_q, out, work):
-    """out = C((1/q) concat_{(a,b) in patch} src[pixel (i+a+off, j+b+off)][:dim]), zero outside the grid.
+def _compress_patch(use_srht, idx, sgn, srows, sscale, npad, src, hs, ws, i, j, q, off, dim, inv_q, out, work,
+                    n_out, exact_first):
+    """out[:n_out] = C((1/q) concat_{(a,b) in patch} src[pixel (i+a+off, j+b+off)][:dim]), zero outside the grid.
 
     C is a CountSketch (``idx``, ``sgn`` of length q^2 dim) or an SRHT (``sgn`` its signs, ``srows``, ``sscale``,
-    padded length ``npad``, scratch ``work``).
+    padded length ``npad``, scratch ``work``).  With ``exact_first`` the first coordinate of every source (the
+    constant coordinate of g, the same for every pixel and image up to sqrt(N)) is not sketched but copied, as
+    out[n_out + t] = src[..][0] / q for patch offset t: sketching such shared heavy coordinates gives errors that
+    every pixel and image share, which do not average out.
     """
+    k0 = 1 if exact_first else 0
     if use_srht:
         wk = work[:npad]
         wk[:] = 0.0
@@ -146,15 +151,19 @@ def _compress_patch(use_srht, idx, sgn, srows, sscale, npad, src, hs, ws, i, j, 
                 if 0 <= ii < hs and 0 <= jj < ws:
                     v = src[ii * ws + jj]
                     base = t * dim
-                    for k in range(dim):
+                    for k in range(k0, dim):
                         wk[base + k] = sgn[base + k] * v[k]
+                    if exact_first:
+                        out[n_out + t] = v[0] * inv_q
+                elif exact_first:
+                    out[n_out + t] = 0.0
                 t += 1
         _fwht(wk)
         s = sscale * inv_q
-        for k in range(out.shape[0]):
+        for k in range(n_out):
             out[k] = s * wk[srows[k]]
     else:
-        out[:] = 0.0
+        out[:n_out] = 0.0
         t = 0
         for a in range(q):
             ii = i + a + off
@@ -163,10 +172,14 @@ def _compress_patch(use_srht, idx, sgn, srows, sscale, npad, src, hs, ws, i, j, 
                 if 0 <= ii < hs and 0 <= jj < ws:
                     v = src[ii * ws + jj]
                     base = t * dim
-                    for k in range(dim):
+                    for k in range(k0, dim):
                         out[idx[base + k]] += sgn[base + k] * v[k]
+                    if exact_first:
+                        out[n_out + t] = v[0] * inv_q
+                elif exact_first:
+                    out[n_out + t] = 0.0
                 t += 1
-        for k in range(out.shape[0]):
+        for k in range(n_out):
             out[k] *= inv_q
 
 
@@ -311,16 +324,17 @@ def _image_sketch(x, dims, q, off, n_layers, degree, fix_first, fix_last, use_sr
         for i in range(hn):
             for j in range(wn):
                 pix = i * wn + j
+                fn = F[pix, :m_s + q * q]
                 _compress_patch(use_srht, s_idx[h], s_sgn[h], s_rows[h], c_scale_s, s_npad[h], G, hh, wh, i, j,
-                                q, off, dg, inv_q, F[pix, :m_s], w1)
+                                q, off, dg, inv_q, fn, w1, m_s, True)
                 # P_{h+1} = patch sum of P_h Gdot + S_{h+1}: features [C'(concat T parts), f] (spec section 3)
                 ppn = PP[pix, :dpn]
                 if dt > 0:
                     _compress_patch(use_srht, p_idx[h], p_sgn[h], p_rows[h], c_scale_p, p_npad[h], MM, hh, wh, i,
-                                    j, q, off, dt, inv_q, ppn[:m_pp], w1)
-                    ppn[m_pp:] = F[pix, :m_s]
+                                    j, q, off, dt, inv_q, ppn[:m_pp], w1, m_pp, False)
+                    ppn[m_pp:] = fn
                 else:
-                    ppn[:] = F[pix, :m_s]
+                    ppn[:] = fn
                 pdv = 0.0
                 for a in range(q):
                     ii = i + a + off
@@ -332,7 +346,13 @@ def _image_sketch(x, dims, q, off, n_layers, degree, fix_first, fix_last, use_sr
                 pdv *= inv_q * inv_q
                 nbuf[1 - cur, pix] = pdv
                 if renorm:
-                    _rescale(ppn, np.sqrt(pdv))
+                    # the two halves separately: |f|^2 = S_{h+1}[p, p] = N_{h+1}[p] P1(1), the rest P - S
+                    sdiag = sqn[h + 1, pix] ** 2 * p1_one
+                    if dt > 0:
+                        _rescale(ppn[:m_pp], np.sqrt(max(pdv - sdiag, 0.0)))
+                        _rescale(ppn[m_pp:], np.sqrt(sdiag))
+                    else:
+                        _rescale(ppn, np.sqrt(pdv))
     # ---- global average pooling (and the final compression when g is appended)
     hl, wl = dims[n_layers, 0], dims[n_layers, 1]
     gap = 1.0 / (q * float(hl * wl))
@@ -428,6 +448,12 @@ class CNTKSketch:
         'fit': least-squares non-negative fits exact at 1 (layer 1 on [0, 1] for non-negative images, else on
         [-1, 1]; deeper layers on [0, 1], where their cosines, values of k1, lie); 'taylor': truncated series;
         or two lists of L coefficient arrays (length degree + 1, non-negative), one per layer.
+    fit_lower : float or None
+        For 'fit' only: fit every layer on (fit_lower, 1) instead of the intervals above.  When the data's
+        cosines are concentrated near 1 (natural images: Fashion-MNIST's lie mostly above 0.5) a narrower
+        interval lowers the polynomial error where it matters (Fashion-MNIST, L = 3, q = 4, degree 3: the
+        relative error of the polynomial CNTK falls from 0.052 with (0, 1) to 0.030 with (0.7, 1)); cosines below
+        fit_lower are extrapolated (coefficients stay non-negative, the value at 1 stays exact).
     pixel_dim : int, default 128
         Per-pixel sketch dimension d: of every power Z_l (l >= 2), of the S features, of the two halves of the
         P features and of the hidden layers' TensorSRHTs.  Cost and memory per pixel grow like q^2 d.  On
@@ -459,14 +485,15 @@ class CNTKSketch:
     """
 
     def __init__(self, depth=3, n_components=4096, *, filter_size=3, padding="valid", degree=3, polynomial="fit",
-                 pixel_dim=128, patch_sketch="countsketch", renormalize=True, fix_first=True, fix_last=True,
-                 nonnegative=None, seed=None):
+                 fit_lower=None, pixel_dim=128, patch_sketch="countsketch", renormalize=True, fix_first=True,
+                 fix_last=True, nonnegative=None, seed=None):
         self.depth = depth
         self.n_components = n_components
         self.filter_size = filter_size
         self.padding = padding
         self.degree = degree
         self.polynomial = polynomial
+        self.fit_lower = fit_lower
         self.pixel_dim = pixel_dim
         self.patch_sketch = patch_sketch
         self.renormalize = renormalize
@@ -504,9 +531,16 @@ class CNTKSketch:
         if isinstance(poly, str):
             if poly not in ("fit", "taylor"):
                 raise ValueError(f"polynomial must be 'fit', 'taylor' or a pair (P0_list, P1_list); got {poly!r}.")
+            lower = None
+            if self.fit_lower is not None:
+                lower = float(self.fit_lower)
+                if not -1.0 <= lower < 1.0:
+                    raise ValueError(f"fit_lower must be in [-1, 1); got {self.fit_lower!r}.")
             P0, P1 = [], []
             for h in range(L):
                 interval = (0.0, 1.0) if (h > 0 or nonnegative) else (-1.0, 1.0)
+                if lower is not None:
+                    interval = (lower, 1.0)
                 c0, c1 = arccos_polynomials(poly, p, interval)
                 P0.append(np.asarray(c0, dtype=np.float64))
                 P1.append(np.asarray(c1, dtype=np.float64))
@@ -569,12 +603,12 @@ class CNTKSketch:
         srht = self.patch_sketch == "srht"
 
         dphi = q * q * C
-        d_in = np.array([dphi] + [d] * (L - 1), dtype=np.int64)
+        d_in = np.array([dphi] + [d + q * q] * (L - 1), dtype=np.int64)  # S features: [sketch, q^2 exact constants]
         d_g = 1 + d_in + (p - 1) * d
         d_t = np.array([0 if (h == 0 and ff) else d for h in range(L)], dtype=np.int64)  # hidden TensorSRHTs
         d_t[L - 1] = 0
         # P features on grid h + 1: [compressed T parts (if any), S features]; on grid 1: 0 or phi0
-        d_pp = np.array([0 if ff else dphi] + [d_t[h] + d for h in range(L - 1)], dtype=np.int64)
+        d_pp = np.array([0 if ff else dphi] + [d_t[h] + d + q * q for h in range(L - 1)], dtype=np.int64)
         # powers of u: per layer, one sign vector for u and per degree l >= 2 a TensorSRHT (Z_{l-1}, u) -> d
         u_signs, u_npad, z_signs, z_rows1, z_rows2, z_npad = [], [], [], [], [], []
         for h in range(L):
@@ -591,7 +625,7 @@ class CNTKSketch:
                 zn.append(t.n_pad1)
             u_signs.append(us if us is not None else np.ones(1))
             u_npad.append(next_pow2(int(d_in[h])))
-            z_signs.append(_pad_stack(zs, max(dphi, d), np.float64) if zs else np.zeros((1, 1)))
+            z_signs.append(_pad_stack(zs, int(max(d_in.max(), d)), np.float64) if zs else np.zeros((1, 1)))
             z_rows1.append(_pad_stack(zr1, d, np.int64) if zr1 else np.zeros((1, d), np.int64))
             z_rows2.append(_pad_stack(zr2, d, np.int64) if zr2 else np.zeros((1, d), np.int64))
             z_npad.append(zn if zn else [1])
@@ -599,7 +633,7 @@ class CNTKSketch:
         z_rows1 = np.ascontiguousarray(np.stack(z_rows1))
         z_rows2 = np.ascontiguousarray(np.stack(z_rows2))
         z_npad = np.array(z_npad, dtype=np.int64)
-        u_signs = _pad_stack(u_signs, max(dphi, d), np.float64)
+        u_signs = _pad_stack(u_signs, int(d_in.max()), np.float64)
         u_npad = np.array(u_npad, dtype=np.int64)
         # hidden layers: TensorSRHT (pp, gdot) -> d, and the two patch compressions
         n_hidden = max(L - 1, 1)
@@ -672,7 +706,7 @@ class CNTKSketch:
             s_npad=np.array(s_npad, np.int64), p_idx=stack(p_idx, np.int64), p_sgn=stack(p_sgn, np.float64),
             p_rows=stack(p_rows, np.int64), p_npad=np.array(p_npad, np.int64),
             f_args=f_args, has_final_t=bool(has_final_t), o_args=o_args, compress_out=bool(compress_out),
-            dF=max(dphi, d), dP=max(int(d_pp.max()), d, 1), dG=int(d_g.max()),
+            dF=int(d_in.max()), dP=max(int(d_pp.max()), d, 1), dG=int(d_g.max()),
             dMM=max(int(d_t.max()), 1), n_work=max(all_npads), d_acc=max(d_acc, 1),
         )
         self.image_shape_ = (H, W, C)
