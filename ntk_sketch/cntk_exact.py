@@ -52,7 +52,7 @@ from numba import prange
 from ._validation import check_images, check_positive_int
 from .arccos import _k0, _k0_k1, _k1
 
-__all__ = ["cntk_kernel", "cntk_grid_sizes"]
+__all__ = ["cntk_kernel", "cntk_normalisers", "cntk_grid_sizes"]
 
 # Correlations within this distance of +-1 are rounded to +-1 (see the module docstring).
 _SNAP = 2.0 ** -46
@@ -146,7 +146,7 @@ def _emit(ring, out, o_start, o, i_lo, i_hi, q, off, nb, rows, in_stride, out_st
 
 
 @numba.njit(cache=True)
-def _image_normalisers(x, dims, q, off, inv_q2, ws, coff, sqrt_n, rsqrt_n, col, cur, nxt):
+def _image_normalisers(x, dims, q, off, inv_q2, ws, coff, sqrt_n, rsqrt_n, n_out, col, cur, nxt):
     """N_h of one image for h = 0..L-1 (on grid h+1), stored as sqrt(N) and 1/sqrt(N) (0 where N = 0).
 
     Pixel (i, j) of every layer is stored at i*ws + coff + j (the row stride and column offset of the pair
@@ -190,6 +190,7 @@ def _image_normalisers(x, dims, q, off, inv_q2, ws, coff, sqrt_n, rsqrt_n, col, 
             for j in range(wo):
                 v = nxt[i * w0 + j]
                 cur[i * w0 + j] = v
+                n_out[h, i * ws + coff + j] = v
                 sqrt_n[h, i * ws + coff + j] = np.sqrt(v)
                 rsqrt_n[h, i * ws + coff + j] = 1.0 / np.sqrt(v) if v > 0.0 else 0.0
 
@@ -201,12 +202,13 @@ def _all_normalisers(X, dims, q, off, inv_q2, n_layers):
     ws = w0 + 2 * coff
     sqrt_n = np.zeros((n, n_layers, h0 * ws))
     rsqrt_n = np.zeros((n, n_layers, h0 * ws))
+    n_vals = np.zeros((n, n_layers, h0 * ws))
     for a in prange(n):
         col = np.zeros(h0 * w0)
         cur = np.zeros(h0 * w0)
         nxt = np.zeros(h0 * w0)
-        _image_normalisers(X[a], dims, q, off, inv_q2, ws, coff, sqrt_n[a], rsqrt_n[a], col, cur, nxt)
-    return sqrt_n, rsqrt_n
+        _image_normalisers(X[a], dims, q, off, inv_q2, ws, coff, sqrt_n[a], rsqrt_n[a], n_vals[a], col, cur, nxt)
+    return sqrt_n, rsqrt_n, n_vals
 
 
 @numba.njit(cache=True)
@@ -528,6 +530,61 @@ def cntk_grid_sizes(height, width, depth, filter_size, padding):
     return [(height - h * shrink, width - h * shrink) for h in range(depth + 1)]
 
 
+def _check_architecture(depth, filter_size, padding):
+    depth = check_positive_int(depth, "depth")
+    q = check_positive_int(filter_size, "filter_size")
+    if padding not in ("valid", "same"):
+        raise ValueError(f"padding must be 'valid' or 'same'; got {padding!r}.")
+    if padding == "same" and q % 2 == 0:
+        raise ValueError(f"padding='same' needs an odd filter_size (symmetric zero padding); got filter_size={q}. "
+                         "Use an odd filter_size or padding='valid'.")
+    return depth, q
+
+
+def _geometry(shape, depth, q, padding):
+    """Grid sizes (as an int64 array), first patch offset and 1/q^2, after checking the receptive field."""
+    height, width = shape[1], shape[2]
+    if padding == "valid":
+        field = depth * (q - 1) + 1
+        if height < field or width < field:
+            raise ValueError(f"images of {height} x {width} pixels are smaller than the receptive field "
+                             f"{field} x {field} of depth={depth} 'valid' layers with filter_size={q}; use "
+                             "smaller depth or filter_size, larger images, or padding='same'.")
+    dims = np.array(cntk_grid_sizes(height, width, depth, q, padding), dtype=np.int64)
+    off = -((q - 1) // 2) if padding == "same" else 0
+    return dims, off, 1.0 / float(q * q)
+
+
+def cntk_normalisers(X, *, depth, filter_size=3, padding="valid"):
+    """Per-pixel normalisers ``N_h`` of CNTK-GAP for h = 0..L-1 (spec section 3), which depend on one image only.
+
+    ``N_0[p] = sum_u |x_{p+u}|^2`` (squared patch norm, zero padding for 'same') and
+    ``N_h[p] = (1/q^2) sum_u N_{h-1}[p+u]``; ``N_h`` lives on the output grid of layer h + 1 and equals the
+    pixel diagonal ``S_h[p, p](x, x)`` of the recursion.  CNTKSketch (spec section 7) combines its unit-norm
+    pixel features with these exact values.
+
+    Parameters
+    ----------
+    X : array_like, shape (n, H, W, C)
+        Images; float32 is accepted, the computation is in float64.
+    depth, filter_size, padding
+        As in :func:`cntk_kernel`.
+
+    Returns
+    -------
+    list of numpy.ndarray
+        ``depth`` float64 arrays; entry h has shape (n, H_{h+1}, W_{h+1}) (see :func:`cntk_grid_sizes`).
+    """
+    depth, q = _check_architecture(depth, filter_size, padding)
+    X = check_images(X, "X", dtype=np.float64)
+    dims, off, inv_q2 = _geometry(X.shape, depth, q, padding)
+    _, _, nv = _all_normalisers(X, dims, q, off, inv_q2, depth)
+    n, w0 = X.shape[0], X.shape[2]
+    ws = w0 - 2 * off
+    return [np.ascontiguousarray(nv[:, h, :].reshape(n, X.shape[1], ws)[:, :dims[h + 1, 0], -off:-off + dims[h + 1, 1]])
+            for h in range(depth)]
+
+
 def _check_bool(value, name):
     if not isinstance(value, (bool, np.bool_)):
         raise ValueError(f"{name} must be True or False; got {value!r}.")
@@ -592,15 +649,9 @@ def cntk_kernel(X1, X2=None, *, depth, filter_size=3, padding="valid", fix_first
     per thread.  For constant images (``padding='valid'``) the kernel reduces to the fully connected NTK
     recursion of the pixel vectors (spec section 2), which the tests use as a closed form.
     """
-    depth = check_positive_int(depth, "depth")
-    q = check_positive_int(filter_size, "filter_size")
-    if padding not in ("valid", "same"):
-        raise ValueError(f"padding must be 'valid' or 'same'; got {padding!r}.")
+    depth, q = _check_architecture(depth, filter_size, padding)
     fix_first = _check_bool(fix_first, "fix_first")
     fix_last = _check_bool(fix_last, "fix_last")
-    if padding == "same" and q % 2 == 0:
-        raise ValueError(f"padding='same' needs an odd filter_size (symmetric zero padding); got filter_size={q}. "
-                         "Use an odd filter_size or padding='valid'.")
     if fix_first and fix_last and depth == 1:
         raise ValueError("fix_first=True and fix_last=True with depth=1 leave no trainable layer: the kernel is "
                          "identically zero. Use depth >= 2 or set fix_first=False or fix_last=False.")
@@ -616,24 +667,15 @@ def cntk_kernel(X1, X2=None, *, depth, filter_size=3, padding="valid", fix_first
         if X2.shape[1:] != X1.shape[1:]:
             raise ValueError(f"X1 and X2 must have the same image shape (H, W, C); got {X1.shape[1:]} and "
                              f"{X2.shape[1:]}. Resize or pad the images to a common shape.")
-    n1, height, width, _ = X1.shape
-    n2 = X2.shape[0]
-    if padding == "valid":
-        field = depth * (q - 1) + 1
-        if height < field or width < field:
-            raise ValueError(f"images of {height} x {width} pixels are smaller than the receptive field "
-                             f"{field} x {field} of depth={depth} 'valid' layers with filter_size={q}; use "
-                             "smaller depth or filter_size, larger images, or padding='same'.")
-    dims = np.array(cntk_grid_sizes(height, width, depth, q, padding), dtype=np.int64)
-    off = -((q - 1) // 2) if padding == "same" else 0
-    inv_q2 = 1.0 / float(q * q)
+    n1, n2 = X1.shape[0], X2.shape[0]
+    dims, off, inv_q2 = _geometry(X1.shape, depth, q, padding)
 
-    sq1, rs1 = _all_normalisers(X1, dims, q, off, inv_q2, depth)
+    sq1, rs1, _ = _all_normalisers(X1, dims, q, off, inv_q2, depth)
     if symmetric:
         sq2, rs2 = sq1, rs1
         n_pairs = n1 * (n1 + 1) // 2
     else:
-        sq2, rs2 = _all_normalisers(X2, dims, q, off, inv_q2, depth)
+        sq2, rs2, _ = _all_normalisers(X2, dims, q, off, inv_q2, depth)
         n_pairs = n1 * n2
     n_chunks = max(1, min(n_pairs, numba.get_num_threads()))
     X1t = np.ascontiguousarray(X1.transpose(0, 3, 1, 2))

@@ -169,6 +169,24 @@ def cntk_naive(x, y, depth, q, padding="valid", fix_first=True, fix_last=True, k
             return inv_q2 * float(last.sum()) / (S.shape[0] * S.shape[1]) ** 2
 
 
+def cntk_normalisers_naive(x, depth, q, padding="valid"):
+    """[N_0, ..., N_{L-1}] of one image (H, W, C): N_0[p] = sum_u |x_{p+u}|^2, N_h = (1/q^2) sum_u N_{h-1}[p+u]."""
+    offsets = list(range(q)) if padding == "valid" else list(range(-(q - 1) // 2, (q - 1) // 2 + 1))
+    N = (np.asarray(x, dtype=np.float64) ** 2).sum(axis=2)
+    out = []
+    for h in range(depth):
+        H, W = N.shape
+        Ho, Wo = (H - q + 1, W - q + 1) if padding == "valid" else (H, W)
+        new = np.zeros((Ho, Wo))
+        for i in range(Ho):
+            for j in range(Wo):
+                new[i, j] = sum(N[i + a, j + b] for a in offsets for b in offsets
+                                if 0 <= i + a < H and 0 <= j + b < W)
+        N = new if h == 0 else new / (q * q)
+        out.append(N)
+    return out
+
+
 def cntk_matrix_naive(X1, X2, depth, q, padding="valid", fix_first=True, fix_last=True, k0=k0_naive, k1=k1_naive):
     return np.array([[cntk_naive(x, y, depth, q, padding, fix_first, fix_last, k0, k1) for y in X2] for x in X1])
 

@@ -17,9 +17,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from naive import cntk_matrix_naive, k0_naive, k1_naive, polynomial_naive
+from naive import cntk_matrix_naive, cntk_normalisers_naive, k0_naive, k1_naive, polynomial_naive
 from ntk_sketch.arccos import taylor_coefficients_k0, taylor_coefficients_k1, taylor_truncation_error
-from ntk_sketch.cntk_exact import cntk_grid_sizes, cntk_kernel
+from ntk_sketch.cntk_exact import cntk_grid_sizes, cntk_kernel, cntk_normalisers
 
 RTOL = 1e-10
 
@@ -117,6 +117,19 @@ def test_against_naive(q, depth, padding, fix_first, fix_last):
     # three images per call: with two threads at least one chunk evaluates two pairs in the same workspaces
     assert _rel_err(cntk_kernel(X, Y, **kw), cntk_matrix_naive(X, Y, *args)) <= RTOL
     assert _rel_err(cntk_kernel(X, **kw), cntk_matrix_naive(X, X, *args)) <= RTOL  # includes the diagonal
+
+
+@pytest.mark.parametrize("q,padding", [(1, "valid"), (2, "valid"), (3, "valid"), (3, "same"), (5, "same")])
+def test_normalisers_against_naive(q, padding):
+    rng = np.random.default_rng(9)
+    X = rng.standard_normal((2, 8, 7, 2)).astype(np.float32)
+    depth = 2 if q < 5 else 3
+    N = cntk_normalisers(X, depth=depth, filter_size=q, padding=padding)
+    grids = cntk_grid_sizes(8, 7, depth, q, padding)[1:]
+    for a in range(2):
+        for h, ref in enumerate(cntk_normalisers_naive(X[a].astype(np.float64), depth, q, padding)):
+            assert N[h].shape == (2, *grids[h]) and N[h].dtype == np.float64
+            np.testing.assert_allclose(N[h][a], ref, rtol=1e-14, atol=0)
 
 
 def test_zero_patches_and_zero_images():
