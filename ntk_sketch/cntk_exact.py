@@ -41,7 +41,7 @@ How it is computed (cost O(L q P^2) per pair of images, P pixels; memory O(P^2) 
 
 For later sketches the recursion also accepts polynomials ``sum_l c_l r^l`` in place of k0 and/or k1
 (``k0_coefficients`` / ``k1_coefficients``); the normalisers ``N_h`` stay the exact ones (they depend on the
-image only).
+image only, and :func:`cntk_normalisers` returns them).
 """
 from __future__ import annotations
 
