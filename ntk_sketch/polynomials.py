@@ -10,6 +10,21 @@ polynomials (Zandieh et al. 2021, Section 4 and Algorithm 1).  Two choices:
   right in expectation), on a grid of cosines that clusters toward ``a = 1`` (``a = cos(theta)``, theta uniform),
   over the interval the polynomial will actually see.  It is far more accurate at low degree.
 
+Sup-norm errors of the fits (``polynomial_max_error`` on a 20001-point grid; the Taylor truncation's is the
+tail sum, e.g. 0.1817 / 0.0225 for k0 / k1 at p = 2, 0.1286 / 0.0093 at p = 4, 0.0906 / 0.0035 at p = 8):
+
+    interval   p    k0       k1       K_2 (single polynomial, value 3 at a = 1)
+    [-1, 1]    2    0.1135   0.0063   0.3049
+    [-1, 1]    4    0.0507   0.0013   0.1413
+    [-1, 1]    8    0.0338   0.0004   0.0947
+    [0, 1]     2    0.0565   0.0047   0.2038
+    [0, 1]     4    0.0428   0.0010   0.1295
+    [0, 1]     8    0.0309   0.0003   0.0889
+
+The maxima sit just below a = 1, where the functions have square-root singularities; on real data the kernel
+error is far smaller (Fashion-MNIST, L = 2, degree 4 on [0, 1]: relative Frobenius error 0.027 for the single
+polynomial, 0.021 for the layered recursion).
+
 The interval matters.  The cosines fed to layer h >= 2 are values of k1, which lie in [0, 1], so those layers are
 fitted on [0, 1]; the first layer sees the input cosines, in [-1, 1] in general but in [0, 1] for data with
 non-negative entries (images, counts), which the feature maps detect at ``fit`` time.

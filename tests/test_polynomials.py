@@ -68,3 +68,17 @@ def test_bad_arguments():
         fit_nonnegative_polynomial(arccos_kernel_0, 3, (0.0, 0.5))
     with pytest.raises(ValueError, match="degree"):
         ntk_polynomial(2, 0)
+
+
+@pytest.mark.parametrize("interval, degree, e0, e1, eK", [
+    ((-1.0, 1.0), 2, 0.1135, 0.0063, 0.3049), ((-1.0, 1.0), 4, 0.0507, 0.0013, 0.1413),
+    ((-1.0, 1.0), 8, 0.0338, 0.0004, 0.0947), ((0.0, 1.0), 2, 0.0565, 0.0047, 0.2038),
+    ((0.0, 1.0), 4, 0.0428, 0.0010, 0.1295), ((0.0, 1.0), 8, 0.0309, 0.0003, 0.0889),
+])
+def test_fit_errors_are_the_ones_the_docstring_states(interval, degree, e0, e1, eK):
+    P0, P1 = arccos_polynomials("fit", degree, interval)
+    K2 = ntk_polynomial(2, degree, "fit", interval)
+    # the docstring rounds to 4 decimals
+    assert polynomial_max_error(P0, arccos_kernel_0, interval) == pytest.approx(e0, abs=6e-5)
+    assert polynomial_max_error(P1, arccos_kernel_1, interval) == pytest.approx(e1, abs=6e-5)
+    assert polynomial_max_error(K2, lambda a: ntk_cosine_kernel(a, 2), interval) == pytest.approx(eK, abs=6e-5)
