@@ -19,6 +19,8 @@ training rows than features, the features are kept as float32 and the ridge is f
     python benchmarks/bench_learning.py                                   # bundled subset, m = 1024 4096
     python benchmarks/bench_learning.py --dataset fashion-mnist --dims 1024 4096 16384 --exact-n 500
     python benchmarks/bench_learning.py --dataset mnist-5k --methods ntkrf,nystrom,mlp --dims 1024 4096
+    # part 3 only, exact CNTK matrices computed once and reused for other sketch settings:
+    python benchmarks/bench_learning.py --parts 3 --methods cntk-sketch --exact-n 200 --exact-cache /tmp/k200.npz
 """
 import argparse
 import os
@@ -81,6 +83,10 @@ def main(argv=None):
     ap.add_argument("--pixel-dim", type=int, default=None, help="CNTKSketch per-pixel dimension (default: its own)")
     ap.add_argument("--exact-n", type=int, default=0, help="train images for exact CNTK ridge (0: skip part 3)")
     ap.add_argument("--exact-n-test", type=int, default=None, help="test images for exact CNTK (default --exact-n)")
+    ap.add_argument("--exact-cache", default=None,
+                    help="npz file: load the exact CNTK matrices (and their time) from it if it exists, else save "
+                         "them there (so part 3 can be rerun with other sketch settings)")
+    ap.add_argument("--parts", default="1,3", help="which parts to run: 1 (equal dimension/time), 3 (exact subset)")
     ap.add_argument("--equal-time-ref", default=None, help="method whose time the equal-time MLP gets")
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0, help="data subset seed")
@@ -121,8 +127,9 @@ def main(argv=None):
     if args.exact_n > 0:
         demo.METHODS["cntk-exact"].build(make_cfg(args, min(args.dims), 0, C))(X[:2], X[2:4])
 
+    parts = {p.strip() for p in args.parts.split(",")}
     results = {}   # (method, m) -> (t_feat, t_fit, acc, extra)
-    for m in args.dims:
+    for m in (args.dims if "1" in parts else []):
         for k in available:
             meth = demo.METHODS[k]
             label = f"{k} m={m}"
@@ -153,6 +160,16 @@ def main(argv=None):
             results[("mlp, time<=" + ref, m)] = median_runs(one_t, args.repeats)
 
     print(title)
+    if "1" in parts:
+        print_parts_1_2(results, args, available, ref)
+    if args.exact_n > 0 and "3" in parts:
+        part3(args, X, y, Xt, yt, C, available, progress, notes)
+    for note in notes:
+        print(f"note: {note}")
+    print(f"total wall time {progress.elapsed():.1f} s")
+
+
+def print_parts_1_2(results, args, available, ref):
     print("Part 1: equal dimension m (MLP: m*C parameters). total s = features + ridge fit + predict.")
     print(f"{'method':24s} {'m':>6s} {'dim':>7s} {'features s':>10s} {'fit s':>8s} {'total s':>8s} {'test acc':>9s}")
     for (k, m), (tf, tr, acc, extra) in results.items():
@@ -172,36 +189,45 @@ def main(argv=None):
                 cells.append(f"{max(accs):12.4f}" if accs else f"{'-':>12s}")
             print(f"{m:16d} {t_ref:8.1f} {results[(ref, m)][2]:7.4f} " + " ".join(cells))
 
-    if args.exact_n > 0:
-        n_tr = min(args.exact_n, X.shape[0])
-        n_te = min(args.exact_n_test or args.exact_n, Xt.shape[0])
-        A, ya, At, yat = X[:n_tr], y[:n_tr], Xt[:n_te], yt[:n_te]
-        cfg = make_cfg(args, args.dims[0], 0, C)
-        kernel = demo.METHODS["cntk-exact"].build(cfg)
+
+
+def part3(args, X, y, Xt, yt, C, available, progress, notes):
+    n_tr = min(args.exact_n, X.shape[0])
+    n_te = min(args.exact_n_test or args.exact_n, Xt.shape[0])
+    A, ya, At, yat = X[:n_tr], y[:n_tr], Xt[:n_te], yt[:n_te]
+    cfg = make_cfg(args, args.dims[0], 0, C)
+    kernel = demo.METHODS["cntk-exact"].build(cfg)
+    key = np.array([n_tr, n_te, args.cntk_depth, args.filter_size, args.seed])
+    if args.exact_cache and os.path.exists(args.exact_cache):
+        with np.load(args.exact_cache) as z:
+            if not np.array_equal(z["key"], key) or args.dataset != str(z["dataset"]):
+                raise SystemExit(f"{args.exact_cache} holds another subset or CNTK; remove it or pass another")
+            K, Kt, t_k = z["K"], z["Kt"], float(z["t_k"])
+        progress.log(f"exact CNTK matrices loaded from {args.exact_cache} (computed in {t_k:.1f} s)")
+    else:
         progress.log(f"exact CNTK on {n_tr} train / {n_te} test")
         t0 = time.perf_counter()
         K = demo._blocked_kernel(kernel, A, None, progress, "exact CNTK K(train, train)", 16)
         Kt = demo._blocked_kernel(kernel, At, A, progress, "exact CNTK K(test, train)", 16)
         t_k = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        acc_exact = KernelRidgeClassifier("precomputed", seed=0).fit(K, ya).score(Kt, yat)
-        t_exact = t_k + time.perf_counter() - t0
-        pairs = n_tr * (n_tr + 1) / 2 + n_tr * n_te
-        print(f"\nPart 3: exact CNTK kernel ridge on a subset, n_train={n_tr}, n_test={n_te} "
-              f"({pairs:.0f} kernel pairs, {1e3 * t_k / pairs:.2f} ms per pair)")
-        print(f"{'method':24s} {'m':>6s} {'total s':>8s} {'test acc':>9s} {'speed-up':>9s} {'acc - exact':>11s}")
-        print(f"{'exact CNTK ridge':24s} {'-':>6s} {t_exact:8.1f} {acc_exact:9.4f} {1.0:9.1f} {0.0:11.4f}")
-        if "cntk-sketch" in available:
-            for m in args.dims:
-                fmap = demo.METHODS["cntk-sketch"].build(make_cfg(args, m, 0, C))
-                tf, tr, acc = features_and_ridge(fmap, A, ya, At, yat, 0, progress, f"cntk-sketch subset m={m}")
-                print(f"{'cntk-sketch':24s} {m:6d} {tf + tr:8.1f} {acc:9.4f} {t_exact / (tf + tr):9.1f} "
-                      f"{acc - acc_exact:11.4f}")
-        else:
-            notes.append("part 3: CNTKSketch not available, exact CNTK only")
-    for note in notes:
-        print(f"note: {note}")
-    print(f"total wall time {progress.elapsed():.1f} s")
+        if args.exact_cache:
+            np.savez(args.exact_cache, K=K, Kt=Kt, t_k=t_k, key=key, dataset=args.dataset)
+    t0 = time.perf_counter()
+    acc_exact = KernelRidgeClassifier("precomputed", seed=0).fit(K, ya).score(Kt, yat)
+    t_exact = t_k + time.perf_counter() - t0
+    pairs = n_tr * (n_tr + 1) / 2 + n_tr * n_te
+    print(f"\nPart 3: exact CNTK kernel ridge on a subset, n_train={n_tr}, n_test={n_te} "
+          f"({pairs:.0f} kernel pairs, {1e3 * t_k / pairs:.2f} ms per pair)")
+    print(f"{'method':24s} {'m':>6s} {'total s':>8s} {'test acc':>9s} {'speed-up':>9s} {'acc - exact':>11s}")
+    print(f"{'exact CNTK ridge':24s} {'-':>6s} {t_exact:8.1f} {acc_exact:9.4f} {1.0:9.1f} {0.0:11.4f}")
+    if "cntk-sketch" in available:
+        for m in args.dims:
+            fmap = demo.METHODS["cntk-sketch"].build(make_cfg(args, m, 0, C))
+            tf, tr, acc = features_and_ridge(fmap, A, ya, At, yat, 0, progress, f"cntk-sketch subset m={m}")
+            print(f"{'cntk-sketch':24s} {m:6d} {tf + tr:8.1f} {acc:9.4f} {t_exact / (tf + tr):9.1f} "
+                  f"{acc - acc_exact:11.4f}")
+    else:
+        notes.append("part 3: CNTKSketch not available, exact CNTK only")
 
 
 if __name__ == "__main__":
