@@ -138,13 +138,19 @@ def main(argv=None):
         sk.transform(Xs[:2])
         t, _ = _timed_transform(sk, Xs, args.repeats)
         per[side] = t / n_lin
-    print(f"{'side':>5} {'ms/image':>9} {'ratio to previous':>18}")
+    # the work is proportional to the pixels of the layers' grids (sum over h of |grid_h|), which 'valid'
+    # layers make grow faster than the image area: the second ratio is the one linearity predicts
+    work = {side: sum(h * w for h, w in CNTKSketch(L, 8, filter_size=q, pixel_dim=8, degree=1, seed=0)
+                      .fit((side, side, 1)).grid_sizes_[1:]) for side in (14, 28, 56)}
+    print(f"{'side':>5} {'ms/image':>9} {'time ratio':>11} {'grid-pixel ratio':>17} {'us per grid pixel':>18}")
     prev = None
     for side in (14, 28, 56):
         r = "" if prev is None else f"{per[side] / per[prev]:.2f}"
-        print(f"{side:>5} {1000 * per[side]:>9.2f} {r:>18}")
+        w = "" if prev is None else f"{work[side] / work[prev]:.2f}"
+        print(f"{side:>5} {1000 * per[side]:>9.2f} {r:>11} {w:>17} {1e6 * per[side] / work[side]:>18.2f}")
         prev = side
-    print("  (4x the pixels per step; a receptive-field border makes small images relatively cheaper)")
+    print("  (image area x4 per step; 'valid' layers lose a border of q - 1 per layer, so the layers' grids grow "
+          "by more than 4x)")
 
     if args.skip_error:
         return

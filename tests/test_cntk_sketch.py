@@ -251,3 +251,22 @@ def test_errors():
             CNTKSketch(**{"depth": 2, name: 0}).fit(X)
     with pytest.raises(ValueError, match="fix_first"):
         CNTKSketch(depth=2, fix_first="yes").fit(X)
+    with pytest.raises(ValueError, match="renormalize"):
+        CNTKSketch(depth=2, renormalize=1).fit(X)
+    with pytest.raises(ValueError, match="fit_lower"):
+        CNTKSketch(depth=2, fit_lower=1.0).fit(X)
+
+
+def test_polynomial_intervals():
+    """'fit' uses [0, 1] for every layer on non-negative images, [-1, 1] for the first layer otherwise, and
+    (fit_lower, 1) everywhere when given; the value at 1 stays exact."""
+    X = _images(2, 6, 6, 1, 0)
+    sk = CNTKSketch(depth=2, degree=3, n_components=8, pixel_dim=8).fit(X)
+    np.testing.assert_allclose(sk.poly_k0_[0], arccos_polynomials("fit", 3, (0.0, 1.0))[0])
+    sk = CNTKSketch(depth=2, degree=3, n_components=8, pixel_dim=8).fit(X - 0.5)
+    np.testing.assert_allclose(sk.poly_k0_[0], arccos_polynomials("fit", 3, (-1.0, 1.0))[0])
+    np.testing.assert_allclose(sk.poly_k0_[1], arccos_polynomials("fit", 3, (0.0, 1.0))[0])
+    sk = CNTKSketch(depth=2, degree=3, n_components=8, pixel_dim=8, fit_lower=0.5).fit(X)
+    for c0, c1 in zip(sk.poly_k0_, sk.poly_k1_):
+        np.testing.assert_allclose(c0, arccos_polynomials("fit", 3, (0.5, 1.0))[0])
+        assert abs(c0.sum() - 1.0) < 1e-9 and abs(c1.sum() - 1.0) < 1e-9
