@@ -14,7 +14,8 @@ from .arccos import (
     taylor_coefficients_k1,
     taylor_truncation_error,
 )
-from .cntk_exact import cntk_kernel
+from .cntk_exact import cntk_grid_sizes, cntk_kernel, cntk_normalisers
+from .cntk_sketch import CNTKSketch
 from .countsketch import CountSketch, apply_countsketch, draw_countsketch
 from .metrics import (
     entrywise_error_quantiles,
