@@ -446,10 +446,10 @@ def build_parser(prog="ntk_sketch demo"):
                    help="random subset of the test images (default: all)")
     p.add_argument("--exact-ntk-n-train", type=_positive, default=4000,
                    help="at most this many training rows for exact NTK kernel ridge (default: %(default)s)")
-    p.add_argument("--exact-cntk-n-train", type=_positive, default=50,
+    p.add_argument("--exact-cntk-n-train", type=_positive, default=100,
                    help="training images for exact CNTK kernel ridge, O(n^2) pairs at a few ms each "
                         "(default: %(default)s)")
-    p.add_argument("--exact-cntk-n-test", type=_positive, default=50,
+    p.add_argument("--exact-cntk-n-test", type=_positive, default=100,
                    help="test images for exact CNTK kernel ridge (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0,
                    help="seed of the data subsets, random features, validation splits and MLP (default: 0)")
