@@ -125,6 +125,8 @@ class NTKSketch:
     ----------
     n_features_in_ : int
     n_features_out_ : int
+    sketch_width_ : int
+        ``variant='single'``: columns per sketched degree.
     coefficients_ : dict
         The polynomials used: ``{'P0': [...], 'P1': [...]}`` per layer (layered) or ``{'K': c}`` (single).
     """
@@ -184,6 +186,7 @@ class NTKSketch:
             if sketched and m_poly < 1:
                 raise ValueError(f"n_components = {m} is too small for {len(sketched)} sketched degrees.")
             self.sketched_degrees_ = np.array(sketched, dtype=np.int64)
+            self.sketch_width_ = m_poly  # columns per sketched degree
             # dense input of dimension <= m_poly: a tree of TensorSRHTs per degree, identity leaves; otherwise one
             # PolySketch (OSNAP leaves for sparse input: input-sparsity time) for all degrees at once
             self.power_trees_ = None

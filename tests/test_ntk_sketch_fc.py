@@ -86,7 +86,7 @@ def test_error_falls_like_inverse_square_root_until_the_floor():
     ms = [2048, 4096, 8192, 16384]
     sketches = [[NTKSketch(2, m, degree=2, polynomial="taylor", variant="single", seed=s).fit(X) for s in range(5)]
                 for m in ms]
-    widths = [sks[0].poly_tables_.m for sks in sketches]
+    widths = [sks[0].sketch_width_ for sks in sketches]
     med = [np.median([np.linalg.norm((lambda F: F @ F.T)(sk.transform(X)) - target) / np.linalg.norm(target)
                       for sk in sks]) for sks in sketches]
     slope = np.polyfit(np.log(widths), np.log(med), 1)[0]
