@@ -177,6 +177,19 @@ def _r2_pooled(sse, y_sq_sum, y_sum, n):
     return 1.0 - sse / sst
 
 
+
+def _r2_score(pred, y):
+    """R^2 = 1 - SSE/SST pooled over the outputs (regression ``score`` of the feature and kernel ridges)."""
+    Y, _ = _check_regression_targets(y, pred.shape[0])
+    sse = float(np.sum((pred - Y) ** 2))
+    sst = float(np.sum((Y - Y.mean(axis=0)) ** 2))
+    return 1.0 - sse / sst if sst > 0 else (1.0 if sse == 0 else -np.inf)
+
+
+def _rmse(pred, y):
+    Y, _ = _check_regression_targets(y, pred.shape[0])
+    return float(np.sqrt(np.mean((pred - Y) ** 2)))
+
 class _Moments:
     """Float64 sufficient statistics of a set of rows: n, F^T F, sum F, and target moments.
 
@@ -618,17 +631,11 @@ class RidgeRegressor(_FeatureRidge):
 
     def score(self, F, y):
         """R^2 = 1 - SSE/SST pooled over the outputs."""
-        pred = self._decision(F)
-        Y, _ = _check_regression_targets(y, pred.shape[0])
-        sse = float(np.sum((pred - Y) ** 2))
-        sst = float(np.sum((Y - Y.mean(axis=0)) ** 2))
-        return 1.0 - sse / sst if sst > 0 else (1.0 if sse == 0 else -np.inf)
+        return _r2_score(self._decision(F), y)
 
     def rmse(self, F, y):
         """Root mean squared error (over rows and outputs)."""
-        pred = self._decision(F)
-        Y, _ = _check_regression_targets(y, pred.shape[0])
-        return float(np.sqrt(np.mean((pred - Y) ** 2)))
+        return _rmse(self._decision(F), y)
 
 
 class RidgeClassifier(_FeatureRidge):
@@ -851,17 +858,12 @@ class KernelRidgeRegressor(_KernelRidge):
         return out[:, 0] if self._was_1d else out
 
     def score(self, X, y):
-        """R^2 pooled over outputs."""
-        pred = self._decision(X)
-        Y, _ = _check_regression_targets(y, pred.shape[0])
-        sse = float(np.sum((pred - Y) ** 2))
-        sst = float(np.sum((Y - Y.mean(axis=0)) ** 2))
-        return 1.0 - sse / sst if sst > 0 else (1.0 if sse == 0 else -np.inf)
+        """R^2 = 1 - SSE/SST pooled over the outputs."""
+        return _r2_score(self._decision(X), y)
 
     def rmse(self, X, y):
-        pred = self._decision(X)
-        Y, _ = _check_regression_targets(y, pred.shape[0])
-        return float(np.sqrt(np.mean((pred - Y) ** 2)))
+        """Root mean squared error (over rows and outputs)."""
+        return _rmse(self._decision(X), y)
 
 
 class KernelRidgeClassifier(_KernelRidge):
