@@ -42,7 +42,7 @@ import scipy.sparse as sp
 
 from ._validation import check_matrix, check_n_features, check_positive_int, check_random_state
 from .polynomials import arccos_polynomials, ntk_polynomial
-from .polysketch import apply_polysketch, draw_polysketch
+from .polysketch import apply_polysketch, draw_polysketch, weighted_concat
 from .srht import apply_srht, draw_srht
 from .tensor_srht import draw_tensor_srht, tensor_srht
 
@@ -84,15 +84,6 @@ def _apply_power_tree(u, tree):
         return u
     left, right, node = tree
     return tensor_srht(_apply_power_tree(u, left), _apply_power_tree(u, right), node)
-
-
-def _poly_concat(Z, coefficients):
-    """[sqrt(c_0), sqrt(c_1) Z_1, ..., sqrt(c_p) Z_p] for Z of shape (n, p, m)."""
-    n, p, m = Z.shape
-    out = np.empty((n, 1 + p * m), dtype=Z.dtype)
-    out[:, 0] = np.sqrt(coefficients[0])
-    out[:, 1:] = (Z * np.sqrt(coefficients[1:])[None, :, None]).reshape(n, -1)
-    return out
 
 
 class NTKSketch:
@@ -256,8 +247,8 @@ class NTKSketch:
         psi = u.toarray() if sp.issparse(u) else u
         for h, t in enumerate(self.layer_tables_):
             Z = apply_polysketch(phi, t["poly"], name="X")
-            phi_next = apply_srht(_poly_concat(Z, self.coefficients_["P1"][h]), t["phi"])
-            phidot = apply_srht(_poly_concat(Z, self.coefficients_["P0"][h]), t["phidot"])
+            phi_next = apply_srht(weighted_concat(Z, self.coefficients_["P1"][h]), t["phi"])
+            phidot = apply_srht(weighted_concat(Z, self.coefficients_["P0"][h]), t["phidot"])
             psi = apply_srht(np.hstack([tensor_srht(psi, phidot, t["tensor"]), phi_next]), t["psi"])
             if self.normalize_layers:
                 nrm = np.sqrt(np.einsum("ij,ij->i", phi_next, phi_next))

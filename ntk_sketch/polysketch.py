@@ -430,11 +430,19 @@ def polynomial_features(X, coefficients, tables: PolySketchTables, *, name="X"):
     tables : PolySketchTables
     """
     c = _check_coefficients(coefficients, tables.degree)
-    Z = apply_polysketch(X, tables, name=name)
-    n = Z.shape[0]
-    F = np.empty((n, 1 + tables.degree * tables.m), dtype=Z.dtype)
-    F[:, 0] = np.sqrt(c[0])
-    F[:, 1:] = (Z * np.sqrt(c[1:])[None, :, None]).reshape(n, -1)
+    return weighted_concat(apply_polysketch(X, tables, name=name), c)
+
+
+def weighted_concat(Z, coefficients):
+    """``[sqrt(c_0), sqrt(c_1) Z_1, ..., sqrt(c_p) Z_p]`` of shape (n, 1 + p m) for sketches Z of shape (n, p, m).
+
+    The layout of :func:`polynomial_features`, for callers that apply several polynomials to one sketch (NTKSketch
+    builds its k0 and k1 features from the same Z).
+    """
+    n, p, m = Z.shape
+    F = np.empty((n, 1 + p * m), dtype=Z.dtype)
+    F[:, 0] = np.sqrt(coefficients[0])
+    F[:, 1:] = (Z * np.sqrt(np.asarray(coefficients[1:]))[None, :, None]).reshape(n, -1)
     return F
 
 
