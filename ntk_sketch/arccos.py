@@ -117,6 +117,25 @@ def _k0_k1(a):
     return 1.0 - theta * _INV_PI, (math.sqrt((1.0 - a) * (1.0 + a)) + a * (_PI - theta)) * _INV_PI
 
 
+# Cosines computed from data (an inner product over a product of norms) carry the rounding of the BLAS kernel
+# that produced them, and that kernel depends on the CPU (OpenBLAS dispatches Haswell, Zen, SkylakeX, ... code
+# with different summation orders).  k0 and k1 are square-root functions of the cosine at +-1
+# (k0(1 - d) ~ 1 - sqrt(2 d) / pi), so one ulp there moves a kernel value by ~1e-8 relative and the last digits
+# would depend on the machine.  Every exact kernel therefore clips a computed cosine to [-1, 1] and rounds it
+# to +-1 when it lies within COSINE_SNAP of +-1.  2^-46 (~1.4e-14, 64 ulps) is far above the rounding of a dot
+# product of unit vectors of moderate length and far below any angle that real data resolves
+# (1 - cos t = 1.4e-14 means t ~ 1.7e-7 rad).  Cosines passed in directly by a user are not snapped.
+COSINE_SNAP = 2.0 ** -46
+
+
+@numba.njit(cache=True, inline="always")
+def _snap_cosine(a):
+    """Clip a computed cosine to [-1, 1] and round it to +-1 within COSINE_SNAP (branch-free selects)."""
+    a = min(max(a, -1.0), 1.0)
+    a = 1.0 if a > 1.0 - COSINE_SNAP else a
+    return -1.0 if a < -1.0 + COSINE_SNAP else a
+
+
 @numba.njit(cache=True)
 def _k0_array(a, out):
     for i in range(a.size):

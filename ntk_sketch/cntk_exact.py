@@ -32,7 +32,7 @@ How it is computed (cost O(L q P^2) per pair of images, P pixels; memory O(P^2) 
 * The arc-cosine functions come from :mod:`ntk_sketch.arccos` (branch-free, vectorised by LLVM).
 * Numerics at ``r = +-1``: k0 is not Lipschitz there (``k0(1 - d) ~ 1 - sqrt(2 d) / pi``), so a correlation
   that is 1 mathematically but comes out a few ulps below 1 would move k0 by ~1e-8.  The correlation is
-  therefore clipped to [-1, 1] and rounded to +-1 when it is within ``2^-46`` (~1.4e-14, far above the
+  therefore clipped to [-1, 1] and rounded to +-1 when it is within ``arccos.COSINE_SNAP = 2^-46`` (~1.4e-14, far above the
   rounding error of the recursion and far below any genuine angle) of +-1.  This makes the recursion of an
   image with itself reproduce ``N_h`` on the pixel diagonal, as the spec requires; the slow reference
   ``tests/naive.py`` does the same.
@@ -51,21 +51,9 @@ from numba import prange
 
 from ._validation import check_images, check_positive_int
 from .arccos import _k0, _k0_k1, _k1
+from .arccos import _snap_cosine as _snap
 
 __all__ = ["cntk_kernel", "cntk_normalisers", "cntk_grid_sizes"]
-
-# Correlations within this distance of +-1 are rounded to +-1 (see the module docstring).
-_SNAP = 2.0 ** -46
-
-
-# ------------------------------------------------------------------------------------------------ njit kernels
-@numba.njit(cache=True, inline="always")
-def _snap(a):
-    """Clip a correlation to [-1, 1] and round it to +-1 within _SNAP (branch-free selects)."""
-    a = min(max(a, -1.0), 1.0)
-    a = 1.0 if a > 1.0 - _SNAP else a
-    return -1.0 if a < -1.0 + _SNAP else a
-
 
 @numba.njit(cache=True, inline="always")
 def _horner(c, a):

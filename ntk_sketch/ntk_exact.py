@@ -29,7 +29,7 @@ import numpy as np
 from numba import prange
 
 from ._validation import check_matrix, check_positive_int
-from .arccos import _check_cosines, _k0_k1
+from .arccos import _check_cosines, _k0_k1, _snap_cosine
 
 __all__ = ["ntk_kernel", "nngp_kernel", "ntk_cosine_kernel", "nngp_cosine_kernel"]
 
@@ -67,7 +67,7 @@ def _kernel_from_inner_products(G, norm1, norm2, depth, want_ntk):
             # one division by |x||y|: fewer roundings than multiplying by two inverse norms, which matters at
             # a = +-1 where K_L has a square-root singularity
             nn = norm1[i] * norm2[j]
-            a[j] = G[i, j] / nn if nn > 0.0 else 0.0
+            a[j] = _snap_cosine(G[i, j] / nn) if nn > 0.0 else 0.0
         _recursion_row(a, k, s, depth, want_ntk)
         for j in range(n2):
             G[i, j] = k[j] * norm1[i] * norm2[j]
@@ -79,7 +79,7 @@ def _gram_row(G, norm, i, depth, want_ntk, a, s, k):
     m = i + 1
     for j in range(m):
         nn = norm[i] * norm[j]
-        a[j] = G[i, j] / nn if nn > 0.0 else 0.0
+        a[j] = _snap_cosine(G[i, j] / nn) if nn > 0.0 else 0.0
     if norm[i] > 0.0:
         a[i] = 1.0  # K_L(1) = L + 1 exactly; avoids the square-root sensitivity of arccos at 1 to a rounded cosine
     _recursion_row(a[:m], k[:m], s[:m], depth, want_ntk)
@@ -156,9 +156,11 @@ def ntk_kernel(X1, X2=None, *, depth):
 
     Notes
     -----
-    Cosines of equal rows are exactly 1 in the Gram case.  Near ``a = 1`` the kernel is a square-root function of
-    ``a`` (through ``arccos``), so a one-ulp rounding of ``<x, y>`` can move an entry by ~1e-8 relative for nearly
-    parallel but distinct rows: that is the conditioning of the kernel, not of this code.
+    Cosines of equal rows are exactly 1 in the Gram case.  Near ``a = +-1`` the kernel is a square-root function
+    of ``a`` (through ``arccos``), so a one-ulp rounding of ``<x, y>`` would move an entry by ~1e-8 relative;
+    computed cosines within ``arccos.COSINE_SNAP = 2^-46`` of +-1 are therefore rounded to +-1, which makes
+    parallel and antiparallel rows give the same digits whichever BLAS kernel computed ``<x, y>``.  For nearly
+    parallel but distinct rows outside that window the ~1e-8 sensitivity is the conditioning of the kernel.
     """
     return _fc_kernel(X1, X2, depth, True)
 

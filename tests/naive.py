@@ -7,6 +7,9 @@ import math
 
 import numpy as np
 
+# Computed cosines this close to +-1 are rounded to +-1, as in the fast kernels (ntk_sketch.arccos.COSINE_SNAP).
+COSINE_SNAP = 2.0 ** -46
+
 
 # --------------------------------------------------------------------------------------------------- arccos
 def k0_naive(a):
@@ -28,7 +31,8 @@ def fc_ntk_naive(x, y, depth, nngp=False):
         if syy == 0.0 or szz == 0.0:
             return 0.0
         nrm = math.sqrt(syy * szz)
-        r = syz / nrm
+        r = min(max(syz / nrm, -1.0), 1.0)
+        r = 1.0 if r > 1.0 - COSINE_SNAP else (-1.0 if r < -1.0 + COSINE_SNAP else r)
         s_new = nrm * k1_naive(r)
         t = t * k0_naive(r) + s_new
         syz = s_new
@@ -90,7 +94,6 @@ def polysketch_naive(tables, leaf_fn, x, degree_l):
 
 
 # ------------------------------------------------------------------------------------------------ cntk_exact
-CNTK_SNAP = 2.0 ** -46  # correlations this close to +-1 are rounded to +-1 (ntk_sketch.cntk_exact docstring)
 
 
 def polynomial_naive(coefficients):
@@ -158,7 +161,7 @@ def cntk_naive(x, y, depth, q, padding="valid", fix_first=True, fix_last=True, k
             nn = Nx[idx[0], idx[1]] * Ny[idx[2], idx[3]]
             if nn > 0.0:  # a zero patch contributes nothing (G = 0, and P = 0 there too)
                 r = min(max(S[idx] / math.sqrt(nn), -1.0), 1.0)
-                r = 1.0 if r > 1.0 - CNTK_SNAP else (-1.0 if r < -1.0 + CNTK_SNAP else r)
+                r = 1.0 if r > 1.0 - COSINE_SNAP else (-1.0 if r < -1.0 + COSINE_SNAP else r)
                 G[idx] = math.sqrt(nn) * k1(r)
                 Gd[idx] = k0(r)
         if h < depth:
