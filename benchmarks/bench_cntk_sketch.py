@@ -1,4 +1,4 @@
-"""Benchmark of CNTKSketch on Fashion-MNIST (spec sections 3 and 7; issue "CNTKSketch").
+"""Benchmark of CNTKSketch on Fashion-MNIST (docs/math.md §3, §7; issue "CNTKSketch").
 
 Prints, for depth L = 3:
 
@@ -6,7 +6,7 @@ Prints, for depth L = 3:
    memory during the call (Linux ``VmHWM`` after resetting it; the (n, m) output array is counted separately);
 2. time per image at 14 x 14 (2 x 2 average pooling), 28 x 28 and 56 x 56 (pixel replication) and the ratios:
    linear in pixels means ratios near 4;
-3. relative Frobenius error |F F^T - K|_F / |K|_F against the exact CNTK (:func:`ntk_sketch.cntk_exact.cntk_kernel`)
+3. relative Frobenius error |F F^T - K|_F / |K|_F against the exact CNTK (:func:`ntk_sketch.kernels.cntk_exact.cntk_kernel`)
    on the first ``--n-error`` test images, median (and range) over ``--seeds`` seeds, with the polynomial floor
    (the exact recursion with the sketch's polynomials in place of k0, k1) next to it.
 
@@ -28,8 +28,8 @@ import time
 import numba
 import numpy as np
 
-from ntk_sketch.cntk_exact import cntk_kernel
-from ntk_sketch.cntk_sketch import CNTKSketch
+from ntk_sketch.kernels.cntk_exact import cntk_kernel
+from ntk_sketch.features.cntk_sketch import CNTKSketch
 from ntk_sketch.datasets import load_fashion_mnist
 
 

@@ -1,6 +1,6 @@
-"""Benchmark of the exact kernels (ntk_sketch.ntk_exact, ntk_sketch.cntk_exact).
+"""Benchmark of the exact kernels (ntk_sketch.kernels.ntk_exact, ntk_sketch.kernels.cntk_exact).
 
-CNTK part (``bench_cntk``): CNTK-GAP (spec section 3) of 28 x 28 x 1 Fashion-MNIST images, depth L = 3, as
+CNTK part (``bench_cntk``): CNTK-GAP (docs/math.md §3) of 28 x 28 x 1 Fashion-MNIST images, depth L = 3, as
 median milliseconds per pair of images over an n x n block of pairs (parallel over pairs with numba's threads),
 for the two configurations the issue quotes neural-tangents figures for:
 
@@ -38,7 +38,7 @@ import warnings
 import numba
 import numpy as np
 
-from ntk_sketch.cntk_exact import cntk_kernel
+from ntk_sketch.kernels.cntk_exact import cntk_kernel
 
 FASHION_DIR = "/usr/share/datasets/fashion-mnist"
 
@@ -125,7 +125,7 @@ def bench_cntk(args):
 
 
 def numpy_ntk_gram(X, depth):
-    """Plain vectorised numpy version of the same recursion (spec section 2): the speed baseline for bench_fc."""
+    """Plain vectorised numpy version of the same recursion (docs/math.md §2): the speed baseline for bench_fc."""
     G = X @ X.T
     norms = np.sqrt(np.diag(G))
     outer = np.outer(norms, norms)
@@ -141,8 +141,8 @@ def numpy_ntk_gram(X, depth):
 
 
 def bench_fc(args):
-    """FC NTK Gram matrix (ntk_sketch.ntk_exact.ntk_kernel) against numpy, same data, same run."""
-    from ntk_sketch.ntk_exact import ntk_kernel
+    """FC NTK Gram matrix (ntk_sketch.kernels.ntk_exact.ntk_kernel) against numpy, same data, same run."""
+    from ntk_sketch.kernels.ntk_exact import ntk_kernel
 
     numba.set_num_threads(min(args.fc_threads, numba.config.NUMBA_NUM_THREADS))
     images, source = load_images(args.fc_n, args.cntk_data)

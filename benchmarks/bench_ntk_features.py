@@ -30,9 +30,9 @@ import time
 import numpy as np
 
 from ntk_sketch.metrics import relative_frobenius_error
-from ntk_sketch.ntk_exact import ntk_kernel
-from ntk_sketch.ntk_random_features import NTKRandomFeatures
-from ntk_sketch.ntk_sketch_fc import NTKSketch
+from ntk_sketch.kernels.ntk_exact import ntk_kernel
+from ntk_sketch.features.ntk_random_features import NTKRandomFeatures
+from ntk_sketch.features.ntk_sketch_fc import NTKSketch
 
 
 def load_rows(n):

@@ -1,4 +1,4 @@
-"""Benchmark of the sketch primitives (spec section 4; issue "Sketch primitives ... in input-sparsity time").
+"""Benchmark of the sketch primitives (docs/math.md §4; issue "Sketch primitives ... in input-sparsity time").
 
 Table 1 - PolySketch (OSNAP leaves) on CSR rows at several densities: time per row must grow with nnz.  Rows are
 generated chunk by chunk (the 10% matrix alone would be ~0.8 GB) and every chunk is sketched into one reused
@@ -24,8 +24,8 @@ import numba
 import numpy as np
 import scipy.sparse as sp
 
-from ntk_sketch.polysketch import _polysketch_csr_batch, _polysketch_tree, draw_polysketch
-from ntk_sketch.srht import apply_srht, draw_srht
+from ntk_sketch.sketches.polysketch import _polysketch_csr_batch, _polysketch_tree, draw_polysketch
+from ntk_sketch.sketches.srht import apply_srht, draw_srht
 
 
 def random_csr(rng, n, d, density):

@@ -16,30 +16,55 @@ import os as _os
 # that; setdefault leaves a user's own choice alone.
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from .arccos import (
+# The package is layered; a lower layer never imports a higher one (tests/test_layout.py checks the graph):
+#   kernels/   exact kernels and polynomial approximations      (layer 1)
+#   sketches/  CountSketch, SRHT, TensorSRHT, PolySketch         (layer 2)
+#   features/  NTKSketch, NTKRandomFeatures, CNTKSketch          (layer 3)
+#   learn/     ridge learners, Nystrom and MLP baselines         (layer 4)
+# with _validation, metrics, datasets and demo beside them at the top.
+from .features import CNTKSketch, NTKRandomFeatures, NTKSketch
+from .kernels import (
     arccos_kernel_0,
     arccos_kernel_1,
+    cntk_grid_sizes,
+    cntk_kernel,
+    cntk_normalisers,
+    nngp_kernel,
+    ntk_kernel,
     taylor_coefficients_k0,
     taylor_coefficients_k1,
     taylor_truncation_error,
 )
-from .cntk_exact import cntk_grid_sizes, cntk_kernel, cntk_normalisers
-from .cntk_sketch import CNTKSketch
-from .countsketch import CountSketch, apply_countsketch, draw_countsketch
+from .learn import (
+    KernelRidgeClassifier,
+    KernelRidgeRegressor,
+    MLPClassifier,
+    MLPRegressor,
+    NystromFeatures,
+    RidgeClassifier,
+    RidgeRegressor,
+)
 from .metrics import (
     entrywise_error_quantiles,
     relative_frobenius_error,
     spectral_epsilon,
     statistical_dimension,
 )
-from .mlp import MLPClassifier, MLPRegressor
-from .ntk_exact import nngp_kernel, ntk_kernel
-from .ntk_random_features import NTKRandomFeatures
-from .ntk_sketch_fc import NTKSketch
-from .nystrom import NystromFeatures
-from .polysketch import PolySketch, apply_polysketch, draw_polysketch, polynomial_features
-from .ridge import KernelRidgeClassifier, KernelRidgeRegressor, RidgeClassifier, RidgeRegressor
-from .srht import SRHT, apply_srht, draw_srht, fwht
-from .tensor_srht import TensorSRHT, draw_tensor_srht, tensor_srht
+from .sketches import (
+    SRHT,
+    CountSketch,
+    PolySketch,
+    TensorSRHT,
+    apply_countsketch,
+    apply_polysketch,
+    apply_srht,
+    draw_countsketch,
+    draw_polysketch,
+    draw_srht,
+    draw_tensor_srht,
+    fwht,
+    polynomial_features,
+    tensor_srht,
+)
 
 __version__ = "0.1.0"

@@ -1,4 +1,4 @@
-"""Offline loaders for the real data sets available on these machines (spec: ``shared/spec/datasets.md``).
+"""Offline loaders for the real data sets available on these machines (docs/datasets.md).
 
 The paper's own data (CIFAR-10, full MNIST, UCI regression sets) cannot be had here, so the experiments use the
 closest real substitutes below.  Every loader is offline only: nothing is downloaded at run time, and a missing

@@ -2,8 +2,8 @@
 
 Every method is one entry of a registry (``METHODS``): its name, what it builds (a feature map, an exact kernel or
 a trained model) and whether it takes images ``(n, H, W, 1)`` or flat rows ``(n, H*W)``.  Feature maps are
-followed by ``RidgeClassifier`` and exact kernels by ``KernelRidgeClassifier`` (:mod:`ntk_sketch.ridge`; targets
-one-hot minus 1/C, the ridge parameter chosen on a validation split of the TRAINING set only, spec section 8), so
+followed by ``RidgeClassifier`` and exact kernels by ``KernelRidgeClassifier`` (:mod:`ntk_sketch.learn.ridge`; targets
+one-hot minus 1/C, the ridge parameter chosen on a validation split of the TRAINING set only, docs/math.md §8), so
 every row of the table is the same learning problem on the same data.  The table reports, per method, the feature
 dimension, the time to fit the map and compute the features of the training and test rows ("features s"; for an
 exact kernel, the time of its kernel matrices), the time to fit the classifier and predict ("fit s"), and the
@@ -12,7 +12,7 @@ test accuracy.
 Exact kernel ridge costs O(n^2) kernel evaluations and O(n^3) time, and the exact CNTK is about 2-10 ms per pair
 of 28 x 28 images on 2 cores, so it runs only on a small subset of the data (its ``n_train`` / ``n_test`` columns
 say so); the CNTKSketch row "on the same subset" is the like-for-like comparison.  The feature maps whose modules
-are not installed (NTKSketch in ``ntk_sketch.ntk_sketch_fc``, CNTKSketch in ``ntk_sketch.cntk_sketch``) are
+are not installed (NTKSketch in ``ntk_sketch.features.ntk_sketch_fc``, CNTKSketch in ``ntk_sketch.features.cntk_sketch``) are
 skipped with a note.
 
 Reference: Zandieh et al., *Scaling Neural Tangent Kernels via Sketching and Random Features*, NeurIPS 2021.
@@ -140,19 +140,19 @@ def _lookup(module, attribute):
 
 
 def _ntk_sketch(cfg):
-    cls = _lookup("ntk_sketch_fc", "NTKSketch")
+    from .features.ntk_sketch_fc import NTKSketch as cls
     kw = {} if cfg.degree is None else {"degree": cfg.degree}
     return cls(depth=cfg.depth, n_components=cfg.n_components, seed=cfg.seed, **kw)
 
 
 def _ntkrf(cfg):
-    from .ntk_random_features import NTKRandomFeatures
+    from .features.ntk_random_features import NTKRandomFeatures
 
     return NTKRandomFeatures(depth=cfg.depth, n_components=cfg.n_components, seed=cfg.seed)
 
 
 def _cntk_sketch(cfg):
-    cls = _lookup("cntk_sketch", "CNTKSketch")
+    from .features.cntk_sketch import CNTKSketch as cls
     kw = {} if cfg.degree is None else {"degree": cfg.degree}
     if cfg.pixel_dim is not None:
         kw["pixel_dim"] = cfg.pixel_dim
@@ -161,20 +161,20 @@ def _cntk_sketch(cfg):
 
 
 def _nystrom(cfg):
-    from .nystrom import NystromFeatures
+    from .learn.nystrom import NystromFeatures
 
     return NystromFeatures(cfg.n_components, depth=cfg.depth, landmarks="uniform", seed=cfg.seed)
 
 
 def _mlp(cfg):
-    from .mlp import MLPClassifier
+    from .learn.mlp import MLPClassifier
 
     # Equal budget: a ridge model on m features for C classes has m * C weights; the MLP gets as many parameters.
     return MLPClassifier(n_params=cfg.n_components * cfg.n_classes, seed=cfg.seed)
 
 
 def _ntk_exact(cfg):
-    from .ntk_exact import ntk_kernel
+    from .kernels.ntk_exact import ntk_kernel
 
     def kernel(A, B=None):
         return ntk_kernel(A, B, depth=cfg.depth)
@@ -183,7 +183,7 @@ def _ntk_exact(cfg):
 
 
 def _cntk_exact(cfg):
-    from .cntk_exact import cntk_kernel
+    from .kernels.cntk_exact import cntk_kernel
 
     def kernel(A, B=None):
         return cntk_kernel(A, B, depth=cfg.cntk_depth, filter_size=cfg.filter_size)
@@ -236,7 +236,7 @@ def _inputs(method, X, Xt):
 
 
 def _run_features(method, cfg, X, y, Xt, yt, progress, label):
-    from .ridge import RidgeClassifier
+    from .learn.ridge import RidgeClassifier
 
     t0 = time.perf_counter()
     fmap = method.build(cfg).fit(X)
@@ -275,7 +275,7 @@ def _blocked_kernel(kernel, A, B, progress, label, batch):
 
 
 def _run_kernel(method, cfg, X, y, Xt, yt, progress, label):
-    from .ridge import KernelRidgeClassifier
+    from .learn.ridge import KernelRidgeClassifier
 
     kernel = method.build(cfg)
     batch = 16 if method.images else 512
@@ -356,7 +356,7 @@ def run_demo(cfg, out=None, progress=None):
     # and only the subset's features are computed and timed).
     exact = [r for r in rows if r.method == METHODS["cntk-exact"].label(cfg)]
     if exact and fitted_cntk_sketch is not None:
-        from .ridge import RidgeClassifier
+        from .learn.ridge import RidgeClassifier
 
         e = exact[0]
         t0 = time.perf_counter()

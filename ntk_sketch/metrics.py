@@ -1,4 +1,4 @@
-"""How well a feature map approximates a kernel (spec section 8).
+"""How well a feature map approximates a kernel (docs/math.md §8).
 
 - Spectral: ``eps_spec = max_i |lambda_i((K + lam I)^-1/2 (F F^T + lam I) (K + lam I)^-1/2) - 1|``, the smallest
   eps with ``(1 - eps)(K + lam I) <= F F^T + lam I <= (1 + eps)(K + lam I)`` (Zandieh et al. 2021, Theorem 2 and
@@ -38,7 +38,7 @@ def _check_pair(F, K):
 
 
 def spectral_epsilon(F, K, lam):
-    """Spectral approximation error of ``F F^T`` for ``K`` at ridge ``lam`` (spec section 8).
+    """Spectral approximation error of ``F F^T`` for ``K`` at ridge ``lam`` (docs/math.md §8).
 
     Computed from the generalised symmetric eigenproblem ``(F F^T + lam I) v = mu (K + lam I) v``, whose
     eigenvalues are those of ``(K + lam I)^-1/2 (F F^T + lam I) (K + lam I)^-1/2``; returns ``max |mu - 1|``.
@@ -62,7 +62,7 @@ def spectral_epsilon(F, K, lam):
 
 
 def statistical_dimension(K, lam):
-    """``s_lam = tr(K (K + lam I)^-1) = sum_i lambda_i / (lambda_i + lam)`` (spec section 8)."""
+    """``s_lam = tr(K (K + lam I)^-1) = sum_i lambda_i / (lambda_i + lam)`` (docs/math.md §8)."""
     K = _check_gram(K)
     lam = check_nonnegative_float(lam, "lam", strictly_positive=True)
     ev = np.clip(np.linalg.eigvalsh(0.5 * (K + K.T)), 0.0, None)
@@ -86,7 +86,7 @@ def lambda_for_statistical_dimension(K, target):
 
 
 def relative_frobenius_error(F, K):
-    """``|F F^T - K|_F / |K|_F`` (spec section 8)."""
+    """``|F F^T - K|_F / |K|_F`` (docs/math.md §8)."""
     F, K = _check_pair(F, K)
     return float(np.linalg.norm(F @ F.T - K) / np.linalg.norm(K))
 

@@ -1,13 +1,13 @@
 """Slow, obviously correct reference implementations that the fast njit kernels are tested against.
 
-Plain Python / numpy loops that follow the spec's formulas line by line (``../shared/spec/math.md``); no
+Plain Python / numpy loops that follow the formulas of docs/math.md line by line (``docs/math.md``); no
 cleverness, no speed.  Sections are per module.
 """
 import math
 
 import numpy as np
 
-# Computed cosines this close to +-1 are rounded to +-1, as in the fast kernels (ntk_sketch.arccos.COSINE_SNAP).
+# Computed cosines this close to +-1 are rounded to +-1, as in the fast kernels (ntk_sketch.kernels.arccos.COSINE_SNAP).
 COSINE_SNAP = 2.0 ** -46
 
 
@@ -24,7 +24,7 @@ def k1_naive(a):
 
 # ------------------------------------------------------------------------------------------------ ntk_exact
 def fc_ntk_naive(x, y, depth, nngp=False):
-    """Spec section 2 verbatim, for one pair of vectors, carrying S(y,y), S(z,z) and S(y,z) per layer."""
+    """docs/math.md §2 verbatim, for one pair of vectors, carrying S(y,y), S(z,z) and S(y,z) per layer."""
     syy, szz, syz = float(x @ x), float(y @ y), float(x @ y)
     t = syz
     for _ in range(depth):
@@ -46,7 +46,7 @@ def fc_ntk_matrix_naive(X1, X2, depth, nngp=False):
 
 # --------------------------------------------------------------------------------------------------- sketches
 # Each reference takes the random tables drawn by the fast module and applies them with explicit matrices
-# (scipy.linalg.hadamard) or plain loops, following spec section 4 literally.
+# (scipy.linalg.hadamard) or plain loops, following docs/math.md §4 literally.
 def countsketch_matrix_naive(indices, signs, m):
     """Dense (m, d) OSNAP matrix: column i has signs[i, k] at row indices[i, k]."""
     d, s = indices.shape
@@ -67,7 +67,7 @@ def srht_naive(signs, rows, scale, n_pad, x):
 
 
 def tensor_srht_naive(signs1, signs2, rows1, rows2, scale, n_pad1, n_pad2, x, y):
-    """S(x (x) y) = scale * (Hu D1 x)[rows1] o (Hu D2 y)[rows2] (spec section 4, unnormalised Hu)."""
+    """S(x (x) y) = scale * (Hu D1 x)[rows1] o (Hu D2 y)[rows2] (docs/math.md §4, unnormalised Hu)."""
     a = srht_naive(signs1, rows1, 1.0, n_pad1, x)
     b = srht_naive(signs2, rows2, 1.0, n_pad2, y)
     return scale * a * b
@@ -103,7 +103,7 @@ def polynomial_naive(coefficients):
 
 
 def cntk_naive(x, y, depth, q, padding="valid", fix_first=True, fix_last=True, k0=k0_naive, k1=k1_naive):
-    """Spec section 3 verbatim for one pair of images x, y of shape (H, W, C): full 4-d arrays, loops over u."""
+    """docs/math.md §3 verbatim for one pair of images x, y of shape (H, W, C): full 4-d arrays, loops over u."""
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
     offsets = list(range(q)) if padding == "valid" else list(range(-(q - 1) // 2, (q - 1) // 2 + 1))
@@ -196,7 +196,7 @@ def cntk_matrix_naive(X1, X2, depth, q, padding="valid", fix_first=True, fix_las
 
 # ------------------------------------------------------------------------------------------------ cntk_sketch
 def cntk_normalisers_naive(x, depth, q, padding="valid"):
-    """N_0..N_{depth-1} of one image (spec section 3): N_0 = patch sum of |x_p|^2, N_h = (1/q^2) patch sum of
+    """N_0..N_{depth-1} of one image (docs/math.md §3): N_0 = patch sum of |x_p|^2, N_h = (1/q^2) patch sum of
     N_{h-1}, zero outside the grid; returned as a list of 2-d arrays on grids 1..depth."""
     offsets = list(range(q)) if padding == "valid" else list(range(-(q - 1) // 2, (q - 1) // 2 + 1))
     N = (np.asarray(x, dtype=np.float64) ** 2).sum(axis=2)

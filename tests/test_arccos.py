@@ -1,4 +1,4 @@
-"""Tests of ntk_sketch.arccos: exact values, identities, Taylor coefficients and their truncation error."""
+"""Tests of ntk_sketch.kernels.arccos: exact values, identities, Taylor coefficients and their truncation error."""
 import math
 
 import numpy as np
@@ -7,8 +7,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from scipy.special import comb
 
-from ntk_sketch import arccos as ac
-from ntk_sketch.arccos import (
+from ntk_sketch.kernels import arccos as ac
+from ntk_sketch.kernels.arccos import (
     arccos_kernel_0,
     arccos_kernel_1,
     arcsin_series_coefficients,
@@ -22,7 +22,7 @@ from naive import k0_naive, k1_naive
 
 
 def test_exact_values():
-    # spec section 1: k0(1) = k1(1) = 1, k0(-1) = k1(-1) = 0, k0(0) = 1/2, k1(0) = 1/pi
+    # docs/math.md §1: k0(1) = k1(1) = 1, k0(-1) = k1(-1) = 0, k0(0) = 1/2, k1(0) = 1/pi
     np.testing.assert_array_equal(arccos_kernel_0([1.0, -1.0]), [1.0, 0.0])
     np.testing.assert_array_equal(arccos_kernel_1([1.0, -1.0]), [1.0, 0.0])
     assert arccos_kernel_0(0.0) == 0.5
@@ -97,7 +97,7 @@ def test_taylor_series_converges_to_kernels(degree):
 
 
 def test_truncation_error_rates():
-    # spec section 1: ~0.254 p^-1/2 for k0 and ~0.085 p^-3/2 for k1 (asymptotically; within 1% at p = 1000)
+    # docs/math.md §1: ~0.254 p^-1/2 for k0 and ~0.085 p^-3/2 for k1 (asymptotically; within 1% at p = 1000)
     p = 1000
     assert taylor_truncation_error("k0", p) * math.sqrt(p) == pytest.approx(0.254, rel=0.01)
     assert taylor_truncation_error("k1", p) * p**1.5 == pytest.approx(0.085, rel=0.01)

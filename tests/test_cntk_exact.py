@@ -1,4 +1,4 @@
-"""Tests of ntk_sketch.cntk_exact: the exact CNTK-GAP kernel (spec section 3).
+"""Tests of ntk_sketch.kernels.cntk_exact: the exact CNTK-GAP kernel (docs/math.md §3).
 
 Order: closed forms on small exact cases, then the fast kernel against the slow loop implementation
 ``tests/naive.py::cntk_naive`` for every combination of filter size, depth, padding and fixed-layer flags,
@@ -18,8 +18,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from naive import cntk_matrix_naive, cntk_normalisers_naive, k0_naive, k1_naive, polynomial_naive
-from ntk_sketch.arccos import taylor_coefficients_k0, taylor_coefficients_k1, taylor_truncation_error
-from ntk_sketch.cntk_exact import cntk_grid_sizes, cntk_kernel, cntk_normalisers
+from ntk_sketch.kernels.arccos import taylor_coefficients_k0, taylor_coefficients_k1, taylor_truncation_error
+from ntk_sketch.kernels.cntk_exact import cntk_grid_sizes, cntk_kernel, cntk_normalisers
 
 RTOL = 1e-10
 
@@ -29,7 +29,7 @@ def _rel_err(A, B):
 
 
 def _fc_variant(a, depth, fix_first, fix_last):
-    """Spec section 2's scalar recursion K_L(a) with the CNTK flags: T_0 = 0 if fix_first, last + s_L dropped.
+    """docs/math.md §2's scalar recursion K_L(a) with the CNTK flags: T_0 = 0 if fix_first, last + s_L dropped.
 
     For constant images x = v, y = w ('valid' padding) every pixel pair has correlation a = <v,w>/(|v||w|) and
     the CNTK-GAP recursion collapses to |v||w| times this (S_h = q^2 |v||w| s_h, N_h = q^2 |v|^2 at every h).
@@ -69,7 +69,7 @@ def test_constant_images_reduce_to_fc_recursion(q, depth, fix_first, fix_last):
 @pytest.mark.parametrize("fix_first,fix_last", FLAGS)
 def test_diagonal_formula_constant_image(fix_first, fix_last):
     """x constant = v: every correlation is 1, and CNTK(x, x) = (L - 1 + [not fix_first] + [not fix_last]) |v|^2,
-    the CNTK analogue of the FC diagonal NTK(x, x) = (L + 1)|x|^2 (spec section 2)."""
+    the CNTK analogue of the FC diagonal NTK(x, x) = (L + 1)|x|^2 (docs/math.md §2)."""
     v = np.array([0.3, -1.2])
     for depth in (2, 3):
         X = np.broadcast_to(v, (2, 7, 6, 2)) * np.array([1.0, 2.5])[:, None, None, None]
@@ -193,7 +193,7 @@ def test_taylor_truncations_converge_to_the_exact_kernel():
     """Long Taylor truncations of k0 and k1 approach the exact kernel, at the rate of k0's truncation error.
 
     With non-negative coefficients the degree-p truncations are within e0 = taylor_truncation_error('k0', p)
-    and e1 of k0, k1 on [-1, 1] (spec section 1).  To first order each of the L layers moves Gdot_h by at most
+    and e1 of k0, k1 on [-1, 1] (docs/math.md §1).  To first order each of the L layers moves Gdot_h by at most
     e0 and G_h by at most e1 (relative to sqrt(N N')), and the P recursion adds at most L + 1 such terms, each
     bounded by the largest diagonal entry (= max |K| for a PSD kernel): error <= L (L + 1) (e0 + e1) max |K|.
     This is a first-order (heuristic) bound, not a theorem (k0 is not Lipschitz at +-1); the observed errors

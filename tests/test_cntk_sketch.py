@@ -1,4 +1,4 @@
-"""Tests for ntk_sketch.cntk_sketch (CNTKSketch; spec sections 3, 4, 7).
+"""Tests for ntk_sketch.features.cntk_sketch (CNTKSketch; docs/math.md §3, §4, §7).
 
 Statistical tests use fixed seeds (the random tables are drawn from them), so they are deterministic; the
 failure probabilities in the comments are those of a fresh draw of seeds.
@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ntk_sketch.cntk_exact import cntk_kernel
-from ntk_sketch.cntk_sketch import CNTKSketch, _normalisers
-from ntk_sketch.polynomials import arccos_polynomials, polynomial_ntk_cosine_kernel
+from ntk_sketch.kernels.cntk_exact import cntk_kernel
+from ntk_sketch.features.cntk_sketch import CNTKSketch, _normalisers
+from ntk_sketch.kernels.polynomials import arccos_polynomials, polynomial_ntk_cosine_kernel
 from naive import cntk_normalisers_naive
 
 # Coefficients used by most tests: one fitted pair on [0, 1] (all test images are non-negative) and one Taylor
@@ -48,7 +48,7 @@ def _rel(A, B):
 def test_normalisers_match_naive(padding, q):
     x = _images(1, 7, 6, 2, 0)[0]
     L = 2
-    from ntk_sketch.cntk_exact import cntk_grid_sizes
+    from ntk_sketch.kernels.cntk_exact import cntk_grid_sizes
     dims = np.array(cntk_grid_sizes(7, 6, L, q, padding), dtype=np.int64)
     off = -((q - 1) // 2) if padding == "same" else 0
     sqn = np.zeros((L, 42))
@@ -130,7 +130,7 @@ def test_filter_one_is_pooled_fc_sketch(depth, ff, fl):
 
 def test_filter_one_depth_one_expectation_is_pooled_fc_ntk():
     """q = 1, L = 1, both layers trained: CNTK(x, y) = mean_{p, p'} |x_p| |y_p'| K_1(cos(x_p, y_p')), the
-    two-layer FC NTK of spec section 2 averaged over pixel pairs; with the polynomials, K_1 becomes
+    two-layer FC NTK of docs/math.md §2 averaged over pixel pairs; with the polynomials, K_1 becomes
     a P0(a) + P1(a).  The sketch is unbiased for it (L = 1)."""
     X = _images(4, 3, 3, 2, 5)
     V = X.reshape(4, 9, 2)

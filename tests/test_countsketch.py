@@ -1,10 +1,10 @@
-"""Tests of ntk_sketch.countsketch: exact facts, then statistics, then hypothesis properties."""
+"""Tests of ntk_sketch.sketches.countsketch: exact facts, then statistics, then hypothesis properties."""
 import numpy as np
 import pytest
 import scipy.sparse as sp
 from hypothesis import given, strategies as st
 
-from ntk_sketch.countsketch import (
+from ntk_sketch.sketches.countsketch import (
     CountSketch,
     _countsketch_dense,
     _countsketch_sparse,

@@ -1,9 +1,9 @@
-"""Tests of ntk_sketch.mlp: parameter count, exact gradients, training, early stopping, seeding, errors."""
+"""Tests of ntk_sketch.learn.mlp: parameter count, exact gradients, training, early stopping, seeding, errors."""
 import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
-from ntk_sketch.mlp import MLPClassifier, MLPRegressor, mlp_param_count, width_for_params
+from ntk_sketch.learn.mlp import MLPClassifier, MLPRegressor, mlp_param_count, width_for_params
 
 
 def _blobs(seed, n=300, d=5, C=3, sep=3.0):

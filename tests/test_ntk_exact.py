@@ -1,4 +1,4 @@
-"""Tests of ntk_sketch.ntk_exact: reference values, the naive recursion, kernel properties, and the empirical NTK
+"""Tests of ntk_sketch.kernels.ntk_exact: reference values, the naive recursion, kernel properties, and the empirical NTK
 of a wide finite ReLU network."""
 import math
 
@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from ntk_sketch.ntk_exact import nngp_cosine_kernel, nngp_kernel, ntk_cosine_kernel, ntk_kernel
+from ntk_sketch.kernels.ntk_exact import nngp_cosine_kernel, nngp_kernel, ntk_cosine_kernel, ntk_kernel
 
 from naive import fc_ntk_matrix_naive
 
@@ -19,7 +19,7 @@ from naive import fc_ntk_matrix_naive
     [(1, (0.0, 1 / math.pi, 2.0)), (2, (0.318310, 0.685709, 3.0)), (3, (0.685709, 1.060388, 4.0))],
 )
 def test_reference_values(depth, expected):
-    # spec section 2: K_L at a = (-1, 0, 1), published to 6 decimals
+    # docs/math.md §2: K_L at a = (-1, 0, 1), published to 6 decimals
     np.testing.assert_allclose(ntk_cosine_kernel([-1.0, 0.0, 1.0], depth), expected, rtol=0, atol=5e-7)
 
 
@@ -39,7 +39,7 @@ def test_two_layer_closed_form():
 
 
 def test_depth_one_dips_below_zero():
-    # spec section 2: K_1 dips to about -0.137 near a = -0.79, so relative error bounds cannot hold there
+    # docs/math.md §2: K_1 dips to about -0.137 near a = -0.79, so relative error bounds cannot hold there
     a = np.linspace(-1, 1, 200001)
     k = ntk_cosine_kernel(a, 1)
     assert k.min() == pytest.approx(-0.137, abs=5e-4)

@@ -1,4 +1,4 @@
-"""Tests of ntk_sketch.ntk_random_features: the exact leverage sampler, unbiasedness, error rates, the L = 1
+"""Tests of ntk_sketch.features.ntk_random_features: the exact leverage sampler, unbiasedness, error rates, the L = 1
 spectral guarantee on real data, and input checks."""
 import math
 
@@ -9,8 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ntk_sketch.metrics import lambda_for_statistical_dimension, relative_frobenius_error, spectral_epsilon
-from ntk_sketch.ntk_exact import nngp_kernel, ntk_kernel
-from ntk_sketch.ntk_random_features import NTKRandomFeatures, sample_leverage_relu_weights
+from ntk_sketch.kernels.ntk_exact import nngp_kernel, ntk_kernel
+from ntk_sketch.features.ntk_random_features import NTKRandomFeatures, sample_leverage_relu_weights
 
 
 # ------------------------------------------------------------------------------------------ sampler

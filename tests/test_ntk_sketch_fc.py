@@ -1,4 +1,4 @@
-"""Tests of ntk_sketch.ntk_sketch_fc (NTKSketch): unbiasedness for the polynomial kernels it targets, error rates,
+"""Tests of ntk_sketch.features.ntk_sketch_fc (NTKSketch): unbiasedness for the polynomial kernels it targets, error rates,
 accuracy against the exact NTK on real rows, shapes/dtypes/sparsity, and input checks."""
 import math
 
@@ -9,9 +9,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ntk_sketch.metrics import relative_frobenius_error
-from ntk_sketch.ntk_exact import ntk_kernel
-from ntk_sketch.ntk_sketch_fc import NTKSketch
-from ntk_sketch.polynomials import polynomial_ntk_cosine_kernel
+from ntk_sketch.kernels.ntk_exact import ntk_kernel
+from ntk_sketch.features.ntk_sketch_fc import NTKSketch
+from ntk_sketch.kernels.polynomials import polynomial_ntk_cosine_kernel
 
 
 def _points(seed=0, n=5, d=6):

@@ -1,4 +1,4 @@
-"""Tests of ntk_sketch.nystrom: exact Nystrom identities, all landmarks = exact kernel ridge, leverage scores."""
+"""Tests of ntk_sketch.learn.nystrom: exact Nystrom identities, all landmarks = exact kernel ridge, leverage scores."""
 import functools
 
 import numpy as np
@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given, strategies as st
 
 from naive import nystrom_gram_naive, ridge_leverage_scores_naive
-from ntk_sketch.ntk_exact import ntk_kernel
-from ntk_sketch.nystrom import NystromFeatures, approximate_ridge_leverage_scores
-from ntk_sketch.ridge import KernelRidgeClassifier, KernelRidgeRegressor, RidgeClassifier, RidgeRegressor
+from ntk_sketch.kernels.ntk_exact import ntk_kernel
+from ntk_sketch.learn.nystrom import NystromFeatures, approximate_ridge_leverage_scores
+from ntk_sketch.learn.ridge import KernelRidgeClassifier, KernelRidgeRegressor, RidgeClassifier, RidgeRegressor
 
 
 def rbf(A, B, gamma=0.5):

@@ -1,10 +1,10 @@
-"""Tests of ntk_sketch.polynomials: non-negativity, exactness at 1, accuracy figures quoted in docstrings."""
+"""Tests of ntk_sketch.kernels.polynomials: non-negativity, exactness at 1, accuracy figures quoted in docstrings."""
 import numpy as np
 import pytest
 
-from ntk_sketch.arccos import arccos_kernel_0, arccos_kernel_1, taylor_truncation_error
-from ntk_sketch.ntk_exact import ntk_cosine_kernel
-from ntk_sketch.polynomials import (
+from ntk_sketch.kernels.arccos import arccos_kernel_0, arccos_kernel_1, taylor_truncation_error
+from ntk_sketch.kernels.ntk_exact import ntk_cosine_kernel
+from ntk_sketch.kernels.polynomials import (
     arccos_polynomials,
     fit_nonnegative_polynomial,
     ntk_polynomial,

@@ -1,12 +1,12 @@
-"""Tests of ntk_sketch.polysketch: the one-pass tree against the naive recursion, unbiasedness of every degree,
+"""Tests of ntk_sketch.sketches.polysketch: the one-pass tree against the naive recursion, unbiasedness of every degree,
 concentration, and hypothesis properties."""
 import numpy as np
 import pytest
 import scipy.sparse as sp
 from hypothesis import given, strategies as st
 
-from ntk_sketch.countsketch import apply_countsketch, draw_countsketch
-from ntk_sketch.polysketch import (
+from ntk_sketch.sketches.countsketch import apply_countsketch, draw_countsketch
+from ntk_sketch.sketches.polysketch import (
     PolySketch,
     _polysketch_dense_vec,
     apply_polysketch,

@@ -1,10 +1,10 @@
-"""Tests of ntk_sketch.ridge: exact solves against scipy, streaming = in-memory, the validation split, kernel ridge."""
+"""Tests of ntk_sketch.learn.ridge: exact solves against scipy, streaming = in-memory, the validation split, kernel ridge."""
 import numpy as np
 import pytest
 import scipy.linalg
 from hypothesis import given, strategies as st
 
-from ntk_sketch.ridge import (
+from ntk_sketch.learn.ridge import (
     KernelRidgeClassifier,
     KernelRidgeRegressor,
     RidgeClassifier,

@@ -1,11 +1,11 @@
-"""Tests of ntk_sketch.srht: the FWHT against scipy.linalg.hadamard, the SRHT's exact facts, statistics, properties."""
+"""Tests of ntk_sketch.sketches.srht: the FWHT against scipy.linalg.hadamard, the SRHT's exact facts, statistics, properties."""
 import numpy as np
 import pytest
 import scipy.linalg
 import scipy.sparse as sp
 from hypothesis import given, strategies as st
 
-from ntk_sketch.srht import SRHT, _fwht, _srht_dense, _srht_sparse, apply_srht, draw_srht, fwht, next_pow2
+from ntk_sketch.sketches.srht import SRHT, _fwht, _srht_dense, _srht_sparse, apply_srht, draw_srht, fwht, next_pow2
 
 from _sketch_stats import Z_MAX, loglog_slope, z_score
 from naive import srht_naive

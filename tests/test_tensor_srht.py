@@ -1,10 +1,10 @@
-"""Tests of ntk_sketch.tensor_srht: exact facts, the normalisation (unbiasedness), concentration, properties."""
+"""Tests of ntk_sketch.sketches.tensor_srht: exact facts, the normalisation (unbiasedness), concentration, properties."""
 import numpy as np
 import pytest
 import scipy.linalg
 from hypothesis import given, strategies as st
 
-from ntk_sketch.tensor_srht import TensorSRHT, _tensor_srht, draw_tensor_srht, tensor_srht
+from ntk_sketch.sketches.tensor_srht import TensorSRHT, _tensor_srht, draw_tensor_srht, tensor_srht
 
 from _sketch_stats import Z_MAX, loglog_slope, z_score
 from naive import tensor_srht_naive

@@ -1,4 +1,4 @@
-"""Generate the polynomial used by ``ntk_sketch.arccos._acos`` (run once; output pasted into arccos.py).
+"""Generate the polynomial used by ``ntk_sketch.kernels.arccos._acos`` (run once; output pasted into arccos.py).
 
 asin(s) = s + s z R(z) with z = s^2.  For s in [0, 1/2] we need R on z in [0, 1/4].  We interpolate R at
 Chebyshev points of that interval in 60-digit arithmetic (mpmath), then express the interpolant as a polynomial in

@@ -1,4 +1,4 @@
-"""Make the class-balanced Fashion-MNIST subset shipped in ntk_sketch/data (spec: shared/spec/datasets.md).
+"""Make the class-balanced Fashion-MNIST subset shipped in ntk_sketch/data (docs/datasets.md).
 
 Reads the Debian package's IDX files (`apt-get install -y dataset-fashion-mnist`), draws without replacement
 --per-class-train images of each class from the 60000 training images and --per-class-test from the 10000 test

@@ -1,12 +1,12 @@
 """Arc-cosine kernels of ReLU networks and their Taylor expansions.
 
-With the factor 2 of the NTK convention (Zandieh et al. 2021, eq. (3); spec section 1), for ``a`` in [-1, 1]
+With the factor 2 of the NTK convention (Zandieh et al. 2021, eq. (3); docs/math.md §1), for ``a`` in [-1, 1]
 
     k0(a) = 1 - arccos(a) / pi                                (the step / derivative kernel)
     k1(a) = (sqrt(1 - a^2) + a (pi - arccos a)) / pi          (the ReLU kernel)
 
 so that ``2 E[1{w.x>0} 1{w.y>0}] = k0(cos t)`` and ``2 E[relu(w.x) relu(w.y)] = |x||y| k1(cos t)`` for
-``w ~ N(0, I)``.  Both have Taylor series with non-negative coefficients (spec section 1):
+``w ~ N(0, I)``.  Both have Taylor series with non-negative coefficients (docs/math.md §1):
 
     k0(a) = 1/2 + (1/pi) sum_i b_i a^(2i+1)
     k1(a) = 1/pi + a/2 + (1/pi) sum_i b_i a^(2i+2) / (2i+2),      b_i = C(2i, i) / (4^i (2i+1)),
@@ -167,7 +167,7 @@ def _check_cosines(a, name="a"):
 def arccos_kernel_0(a):
     """Arc-cosine kernel of order 0 with the NTK factor 2: ``k0(a) = 1 - arccos(a) / pi``.
 
-    Spec section 1; Zandieh et al. (2021), eq. (3) (``kappa_0``).  This is the dual of the ReLU derivative:
+    docs/math.md §1; Zandieh et al. (2021), eq. (3) (``kappa_0``).  This is the dual of the ReLU derivative:
     ``2 E_w[1{w.x > 0} 1{w.y > 0}] = k0(<x, y> / (|x||y|))`` for ``w ~ N(0, I)``.
 
     Parameters
@@ -189,7 +189,7 @@ def arccos_kernel_0(a):
 def arccos_kernel_1(a):
     """Arc-cosine kernel of order 1 with the NTK factor 2: ``k1(a) = (sqrt(1-a^2) + a (pi - arccos a)) / pi``.
 
-    Spec section 1; Zandieh et al. (2021), eq. (3) (``kappa_1``).  This is the dual of the ReLU:
+    docs/math.md §1; Zandieh et al. (2021), eq. (3) (``kappa_1``).  This is the dual of the ReLU:
     ``2 E_w[relu(w.x) relu(w.y)] = |x||y| k1(<x, y> / (|x||y|))``.  ``d/da k1 = k0``.
 
     Parameters
@@ -213,7 +213,7 @@ def arcsin_series_coefficients(n_terms: int) -> np.ndarray:
 
     Computed by the ratio recurrence ``C(2i,i)/4^i = prod_{j<=i} (2j - 1) / (2j)`` (no overflowing binomials).
     """
-    from ._validation import check_positive_int
+    from .._validation import check_positive_int
 
     n = check_positive_int(n_terms, "n_terms", minimum=0)
     central = np.ones(n)
@@ -224,11 +224,11 @@ def arcsin_series_coefficients(n_terms: int) -> np.ndarray:
 
 
 def taylor_coefficients_k0(degree: int) -> np.ndarray:
-    """Coefficients ``c_0..c_degree`` of the degree-``degree`` Taylor truncation of k0 (spec section 1).
+    """Coefficients ``c_0..c_degree`` of the degree-``degree`` Taylor truncation of k0 (docs/math.md §1).
 
     ``c_0 = 1/2``, ``c_{2i+1} = b_i / pi``, even coefficients above 0 vanish.  All are non-negative.
     """
-    from ._validation import check_positive_int
+    from .._validation import check_positive_int
 
     p = check_positive_int(degree, "degree", minimum=0)
     c = np.zeros(p + 1)
@@ -240,11 +240,11 @@ def taylor_coefficients_k0(degree: int) -> np.ndarray:
 
 
 def taylor_coefficients_k1(degree: int) -> np.ndarray:
-    """Coefficients ``c_0..c_degree`` of the degree-``degree`` Taylor truncation of k1 (spec section 1).
+    """Coefficients ``c_0..c_degree`` of the degree-``degree`` Taylor truncation of k1 (docs/math.md §1).
 
     ``c_0 = 1/pi``, ``c_1 = 1/2``, ``c_{2i+2} = b_i / (pi (2i + 2))``, odd coefficients above 1 vanish.
     """
-    from ._validation import check_positive_int
+    from .._validation import check_positive_int
 
     p = check_positive_int(degree, "degree", minimum=0)
     c = np.zeros(p + 1)

@@ -1,9 +1,9 @@
 """CNTKSketch: features of the CNTK-GAP computed pixel by pixel, linear in the number of pixels.
 
-Spec sections 3, 4 and 7; Zandieh et al. (2021), Section 5 and Algorithm 3.  The exact CNTK-GAP recursion
-(:mod:`ntk_sketch.cntk_exact`) is carried out with one short feature vector per pixel and layer whose inner
+docs/math.md §3, §4, §7; Zandieh et al. (2021), Section 5 and Algorithm 3.  The exact CNTK-GAP recursion
+(:mod:`ntk_sketch.kernels.cntk_exact`) is carried out with one short feature vector per pixel and layer whose inner
 products estimate the layer quantities, with polynomials ``P0 ~ k0`` and ``P1 ~ k1`` (non-negative
-coefficients, :func:`ntk_sketch.polynomials.arccos_polynomials`) in place of the arc-cosine functions.
+coefficients, :func:`ntk_sketch.kernels.polynomials.arccos_polynomials`) in place of the arc-cosine functions.
 
 Per image, with the exact normalisers ``N_h`` (they depend on the image only, so they are computed exactly, by
 the same patch sums as the exact kernel):
@@ -11,7 +11,7 @@ the same patch sums as the exact kernel):
 * layer 0, pixel p of grid 1: ``phi0_p = concat_{u in patch} x_{p+u}``, so ``<phi0_p(x), phi0_p'(y)> = S0[p, p']``
   exactly and ``|phi0_p|^2 = N0[p]``;
 * layer h = 1..L, pixel p of grid h, ``f_p`` the S_{h-1} feature: unit-normalise ``u = f_p / |f_p|`` and sketch
-  its powers ``Z_1 = u``, ``Z_l = T_l(Z_{l-1}, u)`` (one TensorSRHT per degree, spec section 4), so that
+  its powers ``Z_1 = u``, ``Z_l = T_l(Z_{l-1}, u)`` (one TensorSRHT per degree, docs/math.md §4), so that
   ``E <Z_l, Z'_l> = <u, u'>^l``; then
 
       g_p    = sqrt(N_{h-1}[p]) [sqrt(c1_0), sqrt(c1_1) Z_1, ..., sqrt(c1_p) Z_p]    ~ G_h = sqrt(N N') P1(r)
@@ -56,12 +56,12 @@ import numba
 import numpy as np
 from numba import prange
 
-from ._validation import check_images, check_positive_int, check_random_state
-from .cntk_exact import cntk_grid_sizes
-from .countsketch import draw_countsketch
-from .polynomials import arccos_polynomials
-from .srht import _fwht, draw_srht, next_pow2
-from .tensor_srht import _signed_fwht, draw_tensor_srht
+from .._validation import check_images, check_positive_int, check_random_state
+from ..kernels.cntk_exact import cntk_grid_sizes
+from ..sketches.countsketch import draw_countsketch
+from ..kernels.polynomials import arccos_polynomials
+from ..sketches.srht import _fwht, draw_srht, next_pow2
+from ..sketches.tensor_srht import _signed_fwht, draw_tensor_srht
 
 __all__ = ["CNTKSketch"]
 
@@ -71,7 +71,7 @@ __all__ = ["CNTKSketch"]
 def _normalisers(x, dims, q, off, n_layers, sqn, buf):
     """sqrt(N_{h-1}) on grid h for h = 1..L (row h-1 of ``sqn``, pixel (i, j) at i * W_h + j).
 
-    N_0[p] = sum_{u in patch} |x_{p+u}|^2 on grid 1; N_h = (1/q^2) patch sum of N_{h-1} (spec section 3); zero
+    N_0[p] = sum_{u in patch} |x_{p+u}|^2 on grid 1; N_h = (1/q^2) patch sum of N_{h-1} (docs/math.md §3); zero
     padding for 'same' (off = -(q-1)/2), 'valid' patches start at the pixel (off = 0).
     """
     h0, w0, c = x.shape
@@ -234,7 +234,7 @@ def _image_sketch(x, dims, q, off, n_layers, degree, fix_first, fix_last, use_sr
     poly_scale = 1.0 / np.sqrt(m_poly)
     t_scale = 1.0 / np.sqrt(t_rows1.shape[1]) if t_rows1.shape[1] > 0 else 0.0
     f_scale = 1.0 / np.sqrt(f_rows1.shape[0]) if f_rows1.shape[0] > 0 else 0.0
-    for h in range(n_layers):  # layer h + 1 of the spec, on grid h + 1
+    for h in range(n_layers):  # layer h + 1 of docs/math.md §3, on grid h + 1
         hh, wh = dims[h + 1, 0], dims[h + 1, 1]
         din = d_in[h]
         dg = d_g[h]
@@ -252,7 +252,7 @@ def _image_sketch(x, dims, q, off, n_layers, degree, fix_first, fix_last, use_sr
                 for k in range(din):
                     nrm2 += f[k] * f[k]
                 if sn == 0.0 or nrm2 == 0.0:
-                    # zero patch: G, Gdot and P vanish there (spec section 3), so every feature is 0
+                    # zero patch: G, Gdot and P vanish there (docs/math.md §3), so every feature is 0
                     g[:dg] = 0.0
                     if not last:
                         MM[pix, :dt] = 0.0
@@ -321,7 +321,7 @@ def _image_sketch(x, dims, q, off, n_layers, degree, fix_first, fix_last, use_sr
                             acc[o + k] += g[k]
         if last:
             break
-        # ---- patch sums: S_{h+1} and P_{h+1} features on grid h + 2 (spec section 3)
+        # ---- patch sums: S_{h+1} and P_{h+1} features on grid h + 2 (docs/math.md §3)
         hn, wn = dims[h + 2, 0], dims[h + 2, 1]
         inv_q = 1.0 / q
         dpn = d_pp[h + 1]
@@ -338,7 +338,7 @@ def _image_sketch(x, dims, q, off, n_layers, degree, fix_first, fix_last, use_sr
                 fn = F[pix, :m_s + q * q]
                 _compress_patch(use_srht, s_idx[h], s_sgn[h], s_rows[h], c_scale_s, s_npad[h], G, hh, wh, i, j,
                                 q, off, dg, inv_q, fn, w1, m_s, True)
-                # P_{h+1} = patch sum of P_h Gdot + S_{h+1}: features [C'(concat T parts), f] (spec section 3)
+                # P_{h+1} = patch sum of P_h Gdot + S_{h+1}: features [C'(concat T parts), f] (docs/math.md §3)
                 ppn = PP[pix, :dpn]
                 if dt > 0:
                     _compress_patch(use_srht, p_idx[h], p_sgn[h], p_rows[h], c_scale_p, p_npad[h], MM, hh, wh, i,
@@ -437,7 +437,7 @@ def _pad_stack(arrays, width, dtype):
 
 
 class CNTKSketch:
-    """Sketched features of the CNTK-GAP (spec sections 3, 4, 7; Zandieh et al. 2021, Algorithm 3).
+    """Sketched features of the CNTK-GAP (docs/math.md §3, §4, §7; Zandieh et al. 2021, Algorithm 3).
 
     ``<transform(x), transform(y)>`` approximates ``cntk_kernel(x, y, depth=..., filter_size=..., padding=...,
     fix_first=..., fix_last=...)`` with the polynomials ``P0 ~ k0``, ``P1 ~ k1`` in place of the arc-cosine
@@ -446,7 +446,7 @@ class CNTKSketch:
     Parameters
     ----------
     depth : int
-        Number L >= 1 of convolutional ReLU layers (as in :func:`ntk_sketch.cntk_exact.cntk_kernel`).
+        Number L >= 1 of convolutional ReLU layers (as in :func:`ntk_sketch.kernels.cntk_exact.cntk_kernel`).
     n_components : int, default 4096
         Output dimension m.
     filter_size : int, default 3

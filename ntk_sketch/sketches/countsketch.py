@@ -1,4 +1,4 @@
-"""CountSketch and OSNAP: sparse sign sketches applied in input-sparsity time (spec section 4).
+"""CountSketch and OSNAP: sparse sign sketches applied in input-sparsity time (docs/math.md §4).
 
 An OSNAP matrix ``S`` of shape (m, d) with ``s`` non-zeros per column hashes every input coordinate ``i`` to ``s``
 distinct rows ``h(i, 0..s-1)`` with independent random signs ``sigma(i, k)``, each entry ``sigma / sqrt(s)``;
@@ -44,7 +44,7 @@ import numba
 import numpy as np
 import scipy.sparse as sp
 
-from ._validation import check_matrix, check_n_features, check_positive_int, check_random_state
+from .._validation import check_matrix, check_n_features, check_positive_int, check_random_state
 
 __all__ = ["CountSketchTables", "draw_countsketch", "apply_countsketch", "CountSketch"]
 
@@ -168,7 +168,7 @@ def apply_countsketch(X, tables: CountSketchTables, *, name="X"):
 
 
 class CountSketch:
-    """OSNAP / CountSketch map R^d -> R^m with ``s`` non-zeros per column (spec section 4).
+    """OSNAP / CountSketch map R^d -> R^m with ``s`` non-zeros per column (docs/math.md §4).
 
     The random tables are drawn once, in ``__init__``, from ``seed``; ``transform`` then applies the same matrix to
     every batch.  ``E <S x, S y> = <x, y>`` exactly.

@@ -1,10 +1,10 @@
-"""PolySketch: sketches of x^(l) = x (x) ... (x) x for every degree l = 1..p in one pass (spec section 4).
+"""PolySketch: sketches of x^(l) = x (x) ... (x) x for every degree l = 1..p in one pass (docs/math.md §4).
 
 Construction (Ahle, Kapralov, Knudsen, Pagh, Velingker, Woodruff, Zandieh, SODA 2020, arXiv 1909.01410, Section 4;
 used by Zandieh et al. 2021, Algorithm 1): a complete binary tree with ``q = 2^ceil(log2 p)`` leaves and
 ``T = log2 q`` levels of internal nodes.  Leaf j applies its own base sketch R^d -> R^m (OSNAP, input-sparsity
 time, or SRHT) to its input; every internal node applies its own TensorSRHT R^m (x) R^m -> R^m
-(:mod:`ntk_sketch.tensor_srht`) to the outputs of its two children.  All these random maps are independent.
+(:mod:`ntk_sketch.sketches.tensor_srht`) to the outputs of its two children.  All these random maps are independent.
 
 Degree l < q: leaves 0..l-1 receive x and leaves l..q-1 receive e1 (the first standard basis vector of R^d), so
 the root outputs ``Q^l x^(l) := Q(x^(l) (x) e1^(q-l))`` and ``E <Q^l x^(l), Q^l y^(l)> = <x, y>^l`` (every map
@@ -66,7 +66,7 @@ import numba
 import numpy as np
 import scipy.sparse as sp
 
-from ._validation import check_matrix, check_n_features, check_positive_int, check_random_state
+from .._validation import check_matrix, check_n_features, check_positive_int, check_random_state
 from .countsketch import draw_countsketch
 from .srht import _srht_dense, _srht_sparse, draw_srht, next_pow2
 from .tensor_srht import _signed_fwht, _tensor_srht, _tensor_srht_combine, draw_tensor_srht
@@ -416,7 +416,7 @@ def _check_coefficients(coef, degree):
 
 
 def polynomial_features(X, coefficients, tables: PolySketchTables, *, name="X"):
-    """Feature map of the polynomial kernel ``sum_l c_l <x, y>^l`` (spec section 4).
+    """Feature map of the polynomial kernel ``sum_l c_l <x, y>^l`` (docs/math.md §4).
 
     Returns ``[sqrt(c_0), sqrt(c_1) Q^1 x, ..., sqrt(c_p) Q^p x^(p)]`` of shape (n, 1 + p m), so that
     ``E <f(x), f(y)> = sum_l c_l <x, y>^l``.  The constant coordinate is always present (zero if c_0 = 0) so
@@ -447,7 +447,7 @@ def weighted_concat(Z, coefficients):
 
 
 class PolySketch:
-    """PolySketch of every degree 1..p (spec section 4; Ahle et al. 2020), tables drawn once from ``seed``.
+    """PolySketch of every degree 1..p (docs/math.md §4; Ahle et al. 2020), tables drawn once from ``seed``.
 
     Parameters
     ----------

@@ -4,7 +4,7 @@ PolySketch can only sketch polynomial kernels ``sum_l c_l <y, z>^l`` with ``c_l 
 ``concat_l sqrt(c_l) Q^l x^(l)``), so every sketch of the NTK replaces the arc-cosine functions by such
 polynomials (Zandieh et al. 2021, Section 4 and Algorithm 1).  Two choices:
 
-- ``'taylor'``: the truncated Taylor series of spec section 1 (the theory's choice: its sup-norm error is the tail
+- ``'taylor'``: the truncated Taylor series of docs/math.md §1 (the theory's choice: its sup-norm error is the tail
   sum, ``arccos.taylor_truncation_error``), and
 - ``'fit'``: a least-squares fit with coefficients >= 0 and the value at ``a = 1`` exact (so sketched norms are
   right in expectation), on a grid of cosines that clusters toward ``a = 1`` (``a = cos(theta)``, theta uniform),
@@ -34,7 +34,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.optimize
 
-from ._validation import check_positive_int
+from .._validation import check_positive_int
 from .arccos import arccos_kernel_0, arccos_kernel_1, taylor_coefficients_k0, taylor_coefficients_k1
 from .ntk_exact import ntk_cosine_kernel
 
@@ -95,7 +95,7 @@ def arccos_polynomials(method, degree, interval=(-1.0, 1.0)):
     Parameters
     ----------
     method : {'taylor', 'fit'}
-        Truncated Taylor series (spec section 1) or :func:`fit_nonnegative_polynomial` on ``interval``.
+        Truncated Taylor series (docs/math.md §1) or :func:`fit_nonnegative_polynomial` on ``interval``.
     degree : int
         Degree p >= 1 of both polynomials.
     interval : (float, float)
@@ -111,7 +111,7 @@ def arccos_polynomials(method, degree, interval=(-1.0, 1.0)):
 
 
 def ntk_polynomial(depth, degree, method="fit", interval=(-1.0, 1.0)):
-    """One polynomial with non-negative coefficients approximating the whole ``K_L`` (spec section 5, variant 2).
+    """One polynomial with non-negative coefficients approximating the whole ``K_L`` (docs/math.md §5, variant 2).
 
     ``'fit'`` fits ``K_L`` directly (exact value ``L + 1`` at 1).  ``'taylor'`` composes the Taylor truncations of
     k0 and k1 through the recursion and truncates the composed polynomial at ``degree`` (its coefficients are
@@ -146,7 +146,7 @@ def _compose(outer, inner, p):
 
 
 def polynomial_ntk_cosine_kernel(a, P0_layers, P1_layers):
-    """The NTK recursion of spec section 2 with polynomials in place of k0 and k1, one pair per layer.
+    """The NTK recursion of docs/math.md §2 with polynomials in place of k0 and k1, one pair per layer.
 
     ``s_0 = K_0 = a``; ``s_h = P1_h(s_{h-1})``; ``K_h = K_{h-1} P0_h(s_{h-1}) + s_h``.  This is the kernel the
     layered NTKSketch targets (its sketches replace the polynomial values by unbiased estimates layer by layer).

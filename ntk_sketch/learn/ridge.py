@@ -1,6 +1,6 @@
 """Ridge regression and classification on feature matrices, feature streams and exact kernels.
 
-This is the learning step of the paper's experiments (Zandieh et al. 2021; spec section 8): a linear
+This is the learning step of the paper's experiments (Zandieh et al. 2021; docs/math.md §8): a linear
 model on the features of a sketch / random-feature map (``RidgeRegressor``, ``RidgeClassifier``), and exact kernel
 ridge regression as the reference (``KernelRidgeRegressor``, ``KernelRidgeClassifier``).
 
@@ -14,7 +14,7 @@ With ``F`` the (n, D) features of the FULL training set and ``Y`` the (n, k) tar
 training means).  Kernel ridge minimises the same objective in the kernel's feature space,
 ``alpha = (K + lam I)^{-1} Y``, so a feature map with ``F F^T = K`` gives exactly the kernel predictions.
 
-Classification (spec section 8): the targets are one-hot minus ``1/C`` (``C`` classes); the prediction is the
+Classification (docs/math.md §8): the targets are one-hot minus ``1/C`` (``C`` classes); the prediction is the
 argmax of the ``C`` outputs and ``score`` is the accuracy.  Regression: ``score`` is the coefficient of
 determination ``R^2 = 1 - SSE / SST`` pooled over the outputs (for one output, the usual R^2); ``rmse`` is the
 root mean squared error.
@@ -28,7 +28,7 @@ stored and in-memory and streamed fits agree), the model is fitted on the remain
 penalty ``lam * n_part / n`` for every ``lam`` of the grid -- which is (1) divided by ``n`` with the data term
 replaced by its average over the part, i.e. the same regularisation per sample -- scored on the validation rows,
 and the best ``lam`` is then used in (1) on the full training set.  (The authors' released code multiplied the
-ridge parameter by ``n`` twice and tuned it on a 1000-point subset (spec section 9); here ``lam`` means exactly the
+ridge parameter by ``n`` twice and tuned it on a 1000-point subset (docs/math.md §9); here ``lam`` means exactly the
 coefficient in (1).)
 
 The default grid is relative to the data scale: ``lam = trace(F^T F) * logspace(-8, 0, 25)`` with ``F`` the
@@ -57,7 +57,7 @@ import numbers
 import numpy as np
 import scipy.linalg
 
-from ._validation import check_matrix, check_n_features, check_random_state
+from .._validation import check_matrix, check_n_features, check_random_state
 
 __all__ = [
     "RidgeRegressor",
@@ -639,7 +639,7 @@ class RidgeRegressor(_FeatureRidge):
 
 
 class RidgeClassifier(_FeatureRidge):
-    """Ridge classifier on features: targets one-hot minus 1/C, prediction by argmax (spec section 8).
+    """Ridge classifier on features: targets one-hot minus 1/C, prediction by argmax (docs/math.md §8).
 
     Parameters are those of ``RidgeRegressor`` (but ``fit_intercept`` defaults to False, the paper's
     convention: the 1/C shift already centres the targets), plus

@@ -1,4 +1,4 @@
-"""TensorSRHT: a degree-2 sketch of x (x) y computed without forming the tensor product (spec section 4).
+"""TensorSRHT: a degree-2 sketch of x (x) y computed without forming the tensor product (docs/math.md §4).
 
 For x in R^d1, y in R^d2 (zero-padded to powers of two N1, N2) and m sampled index pairs (i_k, j_k):
 
@@ -6,7 +6,7 @@ For x in R^d1, y in R^d2 (zero-padded to powers of two N1, N2) and m sampled ind
                  = (sqrt(N1 N2) / sqrt m) (H D1 x)_{i_k} (H D2 y)_{j_k}          (orthonormal H = Hu / sqrt N)
 
 which is the SRHT of x (x) y with the Kronecker structure ``H_N1 (x) H_N2 = (H_N1 x) (x) (H_N2 y)`` and random
-signs ``D1 (x) D2`` (Ahle et al. 2020, Section 4; spec section 4 writes the first form, with Hu).  **Convention:
+signs ``D1 (x) D2`` (Ahle et al. 2020, Section 4; docs/math.md §4 writes the first form, with Hu).  **Convention:
 the kernels use the unnormalised transform and ``scale = 1/sqrt(m)``.**
 
 Unbiasedness: for every pair (i, j) and every sign draw, ``sum_{i,j} (Hu D1 x)_i (Hu D1 x')_i (Hu D2 y)_j
@@ -43,7 +43,7 @@ from typing import NamedTuple
 import numba
 import numpy as np
 
-from ._validation import check_matrix, check_n_features, check_positive_int, check_random_state
+from .._validation import check_matrix, check_n_features, check_positive_int, check_random_state
 from .srht import _fwht, next_pow2
 
 __all__ = ["TensorSRHTTables", "draw_tensor_srht", "tensor_srht", "TensorSRHT"]
@@ -164,7 +164,7 @@ def tensor_srht(X, Y, tables: TensorSRHTTables):
 
 
 class TensorSRHT:
-    """TensorSRHT R^d1 (x) R^d2 -> R^m (spec section 4): ``E <S(x(x)y), S(x'(x)y')> = <x,x'><y,y'>``.
+    """TensorSRHT R^d1 (x) R^d2 -> R^m (docs/math.md §4): ``E <S(x(x)y), S(x'(x)y')> = <x,x'><y,y'>``.
 
     Parameters
     ----------

@@ -25,7 +25,7 @@ import time
 
 import numpy as np
 
-from ._validation import check_matrix, check_nonnegative_float, check_positive_int, check_random_state
+from .._validation import check_matrix, check_nonnegative_float, check_positive_int, check_random_state
 
 __all__ = ["MLPClassifier", "MLPRegressor", "mlp_param_count", "width_for_params"]
 

@@ -1,6 +1,6 @@
 """Exact convolutional NTK with global average pooling (CNTK-GAP) of a deep ReLU network.
 
-Spec section 3; Arora, Du, Hu, Li, Salakhutdinov, Wang, *On Exact Computation of an Infinitely Wide Neural Net*,
+docs/math.md §3; Arora, Du, Hu, Li, Salakhutdinov, Wang, *On Exact Computation of an Infinitely Wide Neural Net*,
 NeurIPS 2019 (the "fixed first and last layer" CNTK-GAP that Zandieh et al. 2021, Section 5, use as the exact
 baseline of CNTKSketch).  For images ``x, y`` of shape (H, W, C), filter ``q x q``, ``L`` convolutional ReLU
 layers, stride 1:
@@ -29,12 +29,12 @@ How it is computed (cost O(L q P^2) per pair of images, P pixels; memory O(P^2) 
 * The normalisers ``N_h`` depend on one image only: they are computed once per image, by the same two passes
   (so they follow the same summation order as the diagonal ``S_h[p, p](x, x)`` of the cross recursion), and the
   pair loop reads ``sqrt(N)`` and ``1/sqrt(N)`` (0 for a zero patch, so zero patches contribute 0, never NaN).
-* The arc-cosine functions come from :mod:`ntk_sketch.arccos` (branch-free, vectorised by LLVM).
+* The arc-cosine functions come from :mod:`ntk_sketch.kernels.arccos` (branch-free, vectorised by LLVM).
 * Numerics at ``r = +-1``: k0 is not Lipschitz there (``k0(1 - d) ~ 1 - sqrt(2 d) / pi``), so a correlation
   that is 1 mathematically but comes out a few ulps below 1 would move k0 by ~1e-8.  The correlation is
   therefore clipped to [-1, 1] and rounded to +-1 when it is within ``arccos.COSINE_SNAP = 2^-46`` (~1.4e-14, far above the
   rounding error of the recursion and far below any genuine angle) of +-1.  This makes the recursion of an
-  image with itself reproduce ``N_h`` on the pixel diagonal, as the spec requires; the slow reference
+  image with itself reproduce ``N_h`` on the pixel diagonal, as docs/math.md §3 requires; the slow reference
   ``tests/naive.py`` does the same.
 * Pairs are independent and each is computed by one thread in a fixed order, so the result does not depend on
   the number of threads.  ``X2=None`` computes one triangle of the Gram matrix and mirrors it.
@@ -49,7 +49,7 @@ import numba
 import numpy as np
 from numba import prange
 
-from ._validation import check_images, check_positive_int
+from .._validation import check_images, check_positive_int
 from .arccos import _k0, _k0_k1, _k1
 from .arccos import _snap_cosine as _snap
 
@@ -320,7 +320,7 @@ def _expand_normalisers(sqx, rsx, sqy, rsy, hh, wh, st, ws, coff, xs, xr, ys, yr
 @numba.njit(cache=True)
 def _cntk_pair(xt, yt, sqx, rsx, sqy, rsy, dims, q, off, inv_q2, fix_first, fix_last,
                c0, c1, use0, use1, s, pm, r1, r2, g, m, xs, xr, ys, yr, xe, ye, tmp):
-    """CNTK-GAP of one pair of images (spec section 3), with caller-provided workspaces.
+    """CNTK-GAP of one pair of images (docs/math.md §3), with caller-provided workspaces.
 
     ``xt``, ``yt``: the images channel-major (C, H0, W0).  Every 4-d array (S_h, P_h; the ring buffers r1, r2
     of column-passed blocks) is laid out as blocks (i, i') at (i*H0 + i')*W0*ws, entry (j, j') of a block at
@@ -510,7 +510,7 @@ def _cntk_pairs(X1t, X2t, sq1, rs1, sq2, rs2, symmetric, dims, q, off, inv_q2, f
 
 # ------------------------------------------------------------------------------------------------ Python API
 def cntk_grid_sizes(height, width, depth, filter_size, padding):
-    """Grid sizes ``[(H_0, W_0), ..., (H_L, W_L)]`` of the input and of the L layers' outputs (spec section 3).
+    """Grid sizes ``[(H_0, W_0), ..., (H_L, W_L)]`` of the input and of the L layers' outputs (docs/math.md §3).
 
     'valid' shrinks each side by ``q - 1`` per layer; 'same' keeps it.
     """
@@ -544,11 +544,11 @@ def _geometry(shape, depth, q, padding):
 
 
 def cntk_normalisers(X, *, depth, filter_size=3, padding="valid"):
-    """Per-pixel normalisers ``N_h`` of CNTK-GAP for h = 0..L-1 (spec section 3), which depend on one image only.
+    """Per-pixel normalisers ``N_h`` of CNTK-GAP for h = 0..L-1 (docs/math.md §3), which depend on one image only.
 
     ``N_0[p] = sum_u |x_{p+u}|^2`` (squared patch norm, zero padding for 'same') and
     ``N_h[p] = (1/q^2) sum_u N_{h-1}[p+u]``; ``N_h`` lives on the output grid of layer h + 1 and equals the
-    pixel diagonal ``S_h[p, p](x, x)`` of the recursion.  CNTKSketch (spec section 7) combines its unit-norm
+    pixel diagonal ``S_h[p, p](x, x)`` of the recursion.  CNTKSketch (docs/math.md §7) combines its unit-norm
     pixel features with these exact values.
 
     Parameters
@@ -596,7 +596,7 @@ def _check_coefficients(c, name):
 
 def cntk_kernel(X1, X2=None, *, depth, filter_size=3, padding="valid", fix_first=True, fix_last=True,
                 k0_coefficients=None, k1_coefficients=None):
-    """Exact CNTK-GAP kernel matrix of a deep convolutional ReLU network (spec section 3).
+    """Exact CNTK-GAP kernel matrix of a deep convolutional ReLU network (docs/math.md §3).
 
     Parameters
     ----------
@@ -620,7 +620,7 @@ def cntk_kernel(X1, X2=None, *, depth, filter_size=3, padding="valid", fix_first
         trainable layer (the kernel is identically zero) and is rejected.
     k0_coefficients, k1_coefficients : array_like, optional
         Polynomial coefficients ``c_0..c_p`` (``sum_l c_l r^l``) used in place of k0 / k1 in the recursion
-        (e.g. :func:`ntk_sketch.arccos.taylor_coefficients_k0`); ``None`` uses the exact arc-cosine function.
+        (e.g. :func:`ntk_sketch.kernels.arccos.taylor_coefficients_k0`); ``None`` uses the exact arc-cosine function.
         The normalisers ``N_h`` stay exact; correlations are clipped to [-1, 1].
 
     Returns
@@ -633,9 +633,9 @@ def cntk_kernel(X1, X2=None, *, depth, filter_size=3, padding="valid", fix_first
     With both flags False this is the NTK of neural-tangents' ``Conv(W_std=q sqrt(C)), [Relu,
     Conv(W_std=sqrt(2))] x (L-1), Relu, GlobalAvgPool, Dense(W_std=sqrt(2)/q)`` (no bias, 'ntk'
     parameterisation, padding as here); ``padding='same'``, ``q=3`` with both True is the CNTK-GAP of Arora et
-    al. (2019) with their depth L + 1 (spec section 3).  Cost O(L q P^2) per pair for P pixels, O(P^2) memory
+    al. (2019) with their depth L + 1 (docs/math.md §3).  Cost O(L q P^2) per pair for P pixels, O(P^2) memory
     per thread.  For constant images (``padding='valid'``) the kernel reduces to the fully connected NTK
-    recursion of the pixel vectors (spec section 2), which the tests use as a closed form.
+    recursion of the pixel vectors (docs/math.md §2), which the tests use as a closed form.
     """
     depth, q = _check_architecture(depth, filter_size, padding)
     fix_first = _check_bool(fix_first, "fix_first")

@@ -1,4 +1,4 @@
-"""NTKRF: random features for the fully connected ReLU NTK (Zandieh et al. 2021, Algorithm 2; spec section 6).
+"""NTKRF: random features for the fully connected ReLU NTK (Zandieh et al. 2021, Algorithm 2; docs/math.md §6).
 
 Per layer h = 1..L, with ``z_nngp_0 = z_ntk_0 = x`` (no normalisation of the input is needed):
 
@@ -25,19 +25,19 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from ._validation import (
+from .._validation import (
     check_matrix,
     check_n_features,
     check_positive_int,
     check_random_state,
 )
-from .tensor_srht import _tensor_srht_batch, draw_tensor_srht
+from ..sketches.tensor_srht import _tensor_srht_batch, draw_tensor_srht
 
 __all__ = ["NTKRandomFeatures", "sample_leverage_relu_weights"]
 
 
 def sample_leverage_relu_weights(dim, n_features, seed=None):
-    """Draw ReLU weights from the leverage density ``q(w) = |w|^2 N(w; 0, I_dim) / dim`` (spec section 6).
+    """Draw ReLU weights from the leverage density ``q(w) = |w|^2 N(w; 0, I_dim) / dim`` (docs/math.md §6).
 
     Parameters
     ----------
@@ -69,7 +69,7 @@ class NTKRandomFeatures:
     Parameters
     ----------
     depth : int, default 2
-        Number of hidden ReLU layers L >= 1 (the kernel of :func:`ntk_sketch.ntk_exact.ntk_kernel`).
+        Number of hidden ReLU layers L >= 1 (the kernel of :func:`ntk_sketch.kernels.ntk_exact.ntk_kernel`).
     n_components : int, default 8192
         Output dimension ``m1 + ms``.
     relu_fraction : float, default 0.25

@@ -1,4 +1,4 @@
-"""Exact NTK and NNGP kernels of fully connected ReLU networks (spec section 2).
+"""Exact NTK and NNGP kernels of fully connected ReLU networks (docs/math.md §2).
 
 Depth ``L`` counts hidden ReLU layers (L = 1 is a two-layer network), no biases.  Zandieh et al. (2021),
 eqs. (4)-(5) (after Jacot et al. 2018 and Arora et al. 2019):
@@ -28,7 +28,7 @@ import numba
 import numpy as np
 from numba import prange
 
-from ._validation import check_matrix, check_positive_int
+from .._validation import check_matrix, check_positive_int
 from .arccos import _check_cosines, _k0_k1, _snap_cosine
 
 __all__ = ["ntk_kernel", "nngp_kernel", "ntk_cosine_kernel", "nngp_cosine_kernel"]
@@ -137,7 +137,7 @@ def _fc_kernel(X1, X2, depth, want_ntk):
 
 
 def ntk_kernel(X1, X2=None, *, depth):
-    """Exact NTK of a depth-``depth`` fully connected ReLU network (spec section 2; Zandieh et al. 2021, eq. (5)).
+    """Exact NTK of a depth-``depth`` fully connected ReLU network (docs/math.md §2; Zandieh et al. 2021, eq. (5)).
 
     Parameters
     ----------
@@ -166,7 +166,7 @@ def ntk_kernel(X1, X2=None, *, depth):
 
 
 def nngp_kernel(X1, X2=None, *, depth):
-    """Exact NNGP kernel ``S_L`` of a depth-``depth`` fully connected ReLU network (spec section 2).
+    """Exact NNGP kernel ``S_L`` of a depth-``depth`` fully connected ReLU network (docs/math.md §2).
 
     Same conventions as :func:`ntk_kernel`: ``NNGP(x, y) = |x||y| s_L(cos angle)`` with ``s_h = k1(s_{h-1})``.
     """
@@ -174,7 +174,7 @@ def nngp_kernel(X1, X2=None, *, depth):
 
 
 def ntk_cosine_kernel(a, depth):
-    """The scalar function ``K_L(a)`` with ``NTK(y, z) = |y||z| K_L(<y,z>/(|y||z|))`` (spec section 2).
+    """The scalar function ``K_L(a)`` with ``NTK(y, z) = |y||z| K_L(<y,z>/(|y||z|))`` (docs/math.md §2).
 
     Parameters
     ----------
@@ -191,7 +191,7 @@ def ntk_cosine_kernel(a, depth):
 
 
 def nngp_cosine_kernel(a, depth):
-    """The scalar function ``s_L(a)`` (``s_0 = a``, ``s_h = k1(s_{h-1})``) of the NNGP kernel (spec section 2)."""
+    """The scalar function ``s_L(a)`` (``s_0 = a``, ``s_h = k1(s_{h-1})``) of the NNGP kernel (docs/math.md §2)."""
     depth = check_positive_int(depth, "depth")
     arr = _check_cosines(a)
     out = np.empty(arr.size)

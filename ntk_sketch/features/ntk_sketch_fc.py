@@ -1,7 +1,7 @@
-"""NTKSketch: oblivious sketches of the fully connected ReLU NTK (Zandieh et al. 2021, Algorithm 1; spec section 5).
+"""NTKSketch: oblivious sketches of the fully connected ReLU NTK (Zandieh et al. 2021, Algorithm 1; docs/math.md §5).
 
-The arc-cosine functions are replaced by polynomials with non-negative coefficients (:mod:`ntk_sketch.polynomials`)
-and the polynomial kernels are sketched with PolySketch (:mod:`ntk_sketch.polysketch`), so a row costs time
+The arc-cosine functions are replaced by polynomials with non-negative coefficients (:mod:`ntk_sketch.kernels.polynomials`)
+and the polynomial kernels are sketched with PolySketch (:mod:`ntk_sketch.sketches.polysketch`), so a row costs time
 linear in its number of non-zeros plus O(m log m) per sketch.  Two variants:
 
 ``variant='layered'`` (Algorithm 1).  With ``phi_0 = psi_0 = x / |x|`` and per layer polynomials P1_h ~ k1,
@@ -21,7 +21,7 @@ the next layer's polynomial sees a cosine in [-1, 1] and the diagonal ``<phi_h(x
 exact; this is a ratio estimator (not in the paper's Algorithm 1) that lowers the error; ``False`` is the paper's.
 
 ``variant='single'``: one polynomial with non-negative coefficients approximates the whole ``K_L``
-(:func:`ntk_sketch.polynomials.ntk_polynomial`) and one sketch of the tensor powers carries it:
+(:func:`ntk_sketch.kernels.polynomials.ntk_polynomial`) and one sketch of the tensor powers carries it:
 ``features = |x| [sqrt(c_0), sqrt(c_1) Q^1 u, ..., sqrt(c_p) Q^p u^(p)]`` with ``u = x/|x|``.  Unbiased for the
 polynomial kernel ``|x||y| sum_l c_l a^l`` at every depth, with no compounding of errors across layers (the
 authors' released code uses this form).  Three economies, none of which changes the expectation: degrees with
@@ -40,11 +40,11 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from ._validation import check_matrix, check_n_features, check_positive_int, check_random_state
-from .polynomials import arccos_polynomials, ntk_polynomial
-from .polysketch import apply_polysketch, draw_polysketch, weighted_concat
-from .srht import apply_srht, draw_srht
-from .tensor_srht import draw_tensor_srht, tensor_srht
+from .._validation import check_matrix, check_n_features, check_positive_int, check_random_state
+from ..kernels.polynomials import arccos_polynomials, ntk_polynomial
+from ..sketches.polysketch import apply_polysketch, draw_polysketch, weighted_concat
+from ..sketches.srht import apply_srht, draw_srht
+from ..sketches.tensor_srht import draw_tensor_srht, tensor_srht
 
 __all__ = ["NTKSketch"]
 
@@ -67,7 +67,7 @@ def _draw_power_tree(d, m, degree, rng):
     ``tree(1)`` is the leaf u itself; ``tree(l) = TensorSRHT(tree(ceil(l/2)), tree(floor(l/2)))``.  Each node is
     unbiased given its children and the nodes are independent, so ``E <tree(l)(u), tree(l)(v)> = <u, v>^l`` for any
     l, without padding the tree with e1 leaves.  For dense input of dimension d <= m the leaf sketch of PolySketch
-    (spec section 4) is not needed for dimension reduction, and skipping it removes its variance and its cost:
+    (docs/math.md §4) is not needed for dimension reduction, and skipping it removes its variance and its cost:
     the first-level nodes transform vectors of length next_pow2(d) instead of next_pow2(m).
     """
     if degree == 1:
@@ -87,12 +87,12 @@ def _apply_power_tree(u, tree):
 
 
 class NTKSketch:
-    """Sketch of the depth-L fully connected ReLU NTK (Algorithm 1 of Zandieh et al. 2021; spec section 5).
+    """Sketch of the depth-L fully connected ReLU NTK (Algorithm 1 of Zandieh et al. 2021; docs/math.md §5).
 
     Parameters
     ----------
     depth : int, default 2
-        Number of hidden ReLU layers L >= 1 (the kernel of :func:`ntk_sketch.ntk_exact.ntk_kernel`).
+        Number of hidden ReLU layers L >= 1 (the kernel of :func:`ntk_sketch.kernels.ntk_exact.ntk_kernel`).
     n_components : int, default 8192
         Output dimension m.  For ``variant='single'`` the output has at most m columns: the constant coordinate,
         possibly the exact linear block (d columns) and one block of equal width per sketched degree

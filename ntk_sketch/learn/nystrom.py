@@ -29,7 +29,7 @@ Landmarks
     evaluations and an ``s x s`` Cholesky factorisation.  The Nystrom map itself is unchanged by sampling
     weights (they cancel in ``K(x, Z) K(Z, Z)^+ K(Z, y)``), so none are applied.
 
-The default kernel is the exact fully connected NTK of depth ``depth`` (``ntk_kernel``, spec section 2), whose
+The default kernel is the exact fully connected NTK of depth ``depth`` (``ntk_kernel``, docs/math.md §2), whose
 diagonal is ``(depth + 1) |x|^2``.
 """
 from __future__ import annotations
@@ -40,13 +40,13 @@ import math
 import numpy as np
 import scipy.linalg
 
-from ._validation import check_matrix, check_nonnegative_float, check_positive_int, check_random_state
+from .._validation import check_matrix, check_nonnegative_float, check_positive_int, check_random_state
 
 __all__ = ["NystromFeatures", "approximate_ridge_leverage_scores"]
 
 
 def _default_kernel(depth):
-    from .ntk_exact import ntk_kernel
+    from ..kernels.ntk_exact import ntk_kernel
 
     return functools.partial(ntk_kernel, depth=depth)
 

@@ -1,4 +1,4 @@
-"""Fast Walsh-Hadamard transform and the subsampled randomized Hadamard transform (SRHT; spec section 4).
+"""Fast Walsh-Hadamard transform and the subsampled randomized Hadamard transform (SRHT; docs/math.md §4).
 
 The SRHT maps x in R^d to ``sqrt(N/m) P H E x``: ``E`` a diagonal of random signs, ``H`` the *orthonormal*
 Walsh-Hadamard transform of length ``N`` applied to x zero-padded to length N, ``P`` a sampling of m of the N
@@ -41,7 +41,7 @@ import numba
 import numpy as np
 import scipy.sparse as sp
 
-from ._validation import check_matrix, check_n_features, check_positive_int, check_random_state
+from .._validation import check_matrix, check_n_features, check_positive_int, check_random_state
 
 __all__ = ["SRHTTables", "draw_srht", "apply_srht", "SRHT", "fwht", "next_pow2"]
 
@@ -244,7 +244,7 @@ def apply_srht(X, tables: SRHTTables, *, name="X"):
 
 
 class SRHT:
-    """Subsampled randomized Hadamard transform R^d -> R^m (spec section 4), ``E <Sx, Sy> = <x, y>``.
+    """Subsampled randomized Hadamard transform R^d -> R^m (docs/math.md §4), ``E <Sx, Sy> = <x, y>``.
 
     The random signs and sampled rows are drawn once, in ``__init__``; ``transform`` applies the same map to
     every batch.  With ``m = N`` (a power of two >= d) it is an exact isometry.
