@@ -1,0 +1,85 @@
+"""The documentation in docs/ and the code that cites it stay in step.
+
+* ``docs/math.md`` has the sections §1..§13 (numbered in order, each once); the code cites them by number.
+* Every section cited as ``docs/math.md §N`` (or in a list such as ``docs/math.md §3, §4, §7``) anywhere in
+  ntk_sketch/, tests/, benchmarks/, tools/ or the README exists in docs/math.md.  The repository uses the sign §
+  only for sections of docs/math.md, so every ``§N`` in those files is checked, also a bare one such as "(§5)"
+  that follows an earlier mention of docs/math.md.
+* Nothing in the package or its tests points to the specification folder outside the repository.
+"""
+import pathlib
+import re
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+MATH = ROOT / "docs" / "math.md"
+CITING_DIRS = ("ntk_sketch", "tests", "benchmarks", "tools")
+SECTION_SIGN = "\u00a7"
+HEADING = re.compile(r"^## " + SECTION_SIGN + r"(\d+)\.\s", re.MULTILINE)
+CITATION = re.compile(SECTION_SIGN + r"\s*(\d+)")
+# Assembled from pieces so that this file does not match its own check.
+OUTSIDE_PATHS = ("shared" + "/spec", ".." + "/shared")
+
+
+def _text_files(dirs, suffixes=(".py", ".md", ".txt", ".cfg", ".toml", ".yml", ".yaml", ".sh")):
+    for d in dirs:
+        for path in sorted((ROOT / d).rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts and path.suffix in suffixes:
+                yield path
+
+
+def math_sections(text):
+    return [int(n) for n in HEADING.findall(text)]
+
+
+def cited_sections(text):
+    """Every (line number, section) of a ``§N`` in ``text``."""
+    found = []
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        found.extend((lineno, int(n)) for n in CITATION.findall(line))
+    return found
+
+
+def test_math_has_sections_1_to_13_in_order():
+    assert MATH.is_file(), "docs/math.md is missing"
+    assert math_sections(MATH.read_text(encoding="utf-8")) == list(range(1, 14))
+
+
+def test_docs_index_and_companion_pages_exist():
+    for name in ("README.md", "architecture.md", "datasets.md"):
+        assert (ROOT / "docs" / name).is_file(), f"docs/{name} is missing"
+
+
+def test_citation_scanner_finds_citations_and_lists():
+    text = f"see docs/math.md {SECTION_SIGN}3, {SECTION_SIGN}4 and {SECTION_SIGN}17\nnothing here\n({SECTION_SIGN}5)"
+    assert cited_sections(text) == [(1, 3), (1, 4), (1, 17), (3, 5)]
+    sections = set(math_sections(MATH.read_text(encoding="utf-8")))
+    assert [s for _, s in cited_sections(text) if s not in sections] == [17]
+
+
+def test_every_cited_section_exists():
+    sections = set(math_sections(MATH.read_text(encoding="utf-8")))
+    files = list(_text_files(CITING_DIRS)) + [ROOT / "README.md"]
+    n_citations = 0
+    bad = []
+    for path in files:
+        for lineno, section in cited_sections(path.read_text(encoding="utf-8", errors="replace")):
+            n_citations += 1
+            if section not in sections:
+                bad.append(f"{path.relative_to(ROOT)}:{lineno} cites {SECTION_SIGN}{section}")
+    assert not bad, "citations of sections that docs/math.md does not have:\n" + "\n".join(bad)
+    assert n_citations > 50, "the scanner found almost no citations; is it reading the right files?"
+
+
+@pytest.mark.parametrize("folder", ["ntk_sketch", "tests"])
+def test_nothing_points_outside_the_repository(folder):
+    bad = []
+    for path in sorted((ROOT / folder).rglob("*")):
+        if not path.is_file() or "__pycache__" in path.parts:
+            continue
+        data = path.read_bytes()
+        for needle in OUTSIDE_PATHS:
+            if needle.encode() in data:
+                bad.append(f"{path.relative_to(ROOT)} mentions {needle!r}")
+    assert not bad, "files that depend on a path outside the repository:\n" + "\n".join(bad)
