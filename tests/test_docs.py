@@ -6,6 +6,8 @@
   only for sections of docs/math.md, so every ``§N`` in those files is checked, also a bare one such as "(§5)"
   that follows an earlier mention of docs/math.md.
 * Nothing in the package or its tests points to the specification folder outside the repository.
+* The reference tables of docs/math.md (K_L and s_L at -1, 0, 1; Taylor truncation tails) are what the code
+  computes, to the digits printed.
 """
 import pathlib
 import re
@@ -83,3 +85,52 @@ def test_nothing_points_outside_the_repository(folder):
             if needle.encode() in data:
                 bad.append(f"{path.relative_to(ROOT)} mentions {needle!r}")
     assert not bad, "files that depend on a path outside the repository:\n" + "\n".join(bad)
+
+
+def _table_after(text, header_start):
+    """Rows (lists of cell strings) of the markdown table whose header line starts with ``header_start``."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(header_start))
+    rows = []
+    for line in lines[start + 2:]:
+        if not line.startswith("|"):
+            break
+        rows.append([cell.strip().strip("`") for cell in line.strip().strip("|").split("|")])
+    return rows
+
+
+def _last_number(cell):
+    return float(re.findall(r"[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?", cell)[-1])
+
+
+def test_reference_values_of_K_L_and_s_L_match_the_code():
+    """The K_L / s_L table of docs/math.md §2 is what ntk_cosine_kernel / nngp_cosine_kernel compute (6 decimals)."""
+    import numpy as np
+
+    from ntk_sketch.kernels.ntk_exact import nngp_cosine_kernel, ntk_cosine_kernel
+
+    rows = _table_after(MATH.read_text(encoding="utf-8"), "| L | `K_L(-1)`")
+    assert [int(r[0]) for r in rows] == [1, 2, 3]
+    a = np.array([-1.0, 0.0, 1.0])
+    for r in rows:
+        L = int(r[0])
+        documented = [_last_number(c) for c in r[1:7]]
+        computed = list(ntk_cosine_kernel(a, L)) + list(nngp_cosine_kernel(a, L))
+        np.testing.assert_allclose(computed, documented, rtol=0, atol=5e-7)
+
+
+def test_documented_taylor_tails_match_the_code():
+    """The truncation-error table of docs/math.md §1 is taylor_truncation_error (to the digits printed there)."""
+    from ntk_sketch.kernels.arccos import taylor_truncation_error
+
+    text = MATH.read_text(encoding="utf-8")
+    header = next(line for line in text.splitlines() if line.startswith("| p | 1 | 2 |"))
+    degrees = [int(c) for c in header.strip().strip("|").split("|")[1:]]
+    by_name = {r[0]: r[1:] for r in _table_after(text, "| p | 1 | 2 |")}
+    for kernel in ("k0", "k1"):
+        assert len(by_name[kernel]) == len(degrees)
+        for p, cell in zip(degrees, by_name[kernel]):
+            mantissa, _, exponent = cell.partition("e")
+            decimals = len(mantissa.split(".")[1]) if "." in mantissa else 0
+            half_unit = 0.5 * 10.0 ** (int(exponent or 0) - decimals)  # rounding of the printed value
+            assert abs(taylor_truncation_error(kernel, p) - float(cell)) <= half_unit * (1 + 1e-9), (kernel, p, cell)
