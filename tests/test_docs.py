@@ -6,7 +6,8 @@
   only for sections of docs/math.md, so every ``§N`` in those files is checked, also a bare one such as "(§5)"
   that follows an earlier mention of docs/math.md.
 * Nothing in the package or its tests points to the specification folder outside the repository.
-* The reference tables of docs/math.md (K_L and s_L at -1, 0, 1; Taylor truncation tails) are what the code
+* The reference tables of docs/math.md (K_L and s_L at -1, 0, 1; Taylor truncation tails; errors of the fitted
+  polynomials) are what the code
   computes, to the digits printed.
 """
 import pathlib
@@ -134,3 +135,23 @@ def test_documented_taylor_tails_match_the_code():
             decimals = len(mantissa.split(".")[1]) if "." in mantissa else 0
             half_unit = 0.5 * 10.0 ** (int(exponent or 0) - decimals)  # rounding of the printed value
             assert abs(taylor_truncation_error(kernel, p) - float(cell)) <= half_unit * (1 + 1e-9), (kernel, p, cell)
+
+
+def test_documented_fit_errors_match_the_code():
+    """The sup-norm error table of the fitted polynomials in docs/math.md §5 (4 decimals) is what the code fits."""
+    from ntk_sketch.kernels.arccos import arccos_kernel_0, arccos_kernel_1
+    from ntk_sketch.kernels.ntk_exact import ntk_cosine_kernel
+    from ntk_sketch.kernels.polynomials import arccos_polynomials, ntk_polynomial, polynomial_max_error
+
+    rows = _table_after(MATH.read_text(encoding="utf-8"), "| interval | p | k0 | k1 |")
+    assert len(rows) == 6
+    for interval_cell, p_cell, e0, e1, eK in rows:
+        interval = tuple(float(v) for v in interval_cell.strip("[]").split(","))
+        p = int(p_cell)
+        c0, c1 = arccos_polynomials("fit", p, interval)
+        K = ntk_polynomial(2, p, "fit", interval)
+        measured = (polynomial_max_error(c0, arccos_kernel_0, interval),
+                    polynomial_max_error(c1, arccos_kernel_1, interval),
+                    polynomial_max_error(K, lambda a: ntk_cosine_kernel(a, 2), interval))
+        for value, cell in zip(measured, (e0, e1, eK)):
+            assert abs(value - float(cell)) <= 0.5e-4 * (1 + 1e-9), (interval, p, cell, value)
