@@ -7,8 +7,7 @@
   that follows an earlier mention of docs/math.md.
 * Nothing in the package or its tests points to the specification folder outside the repository.
 * The reference tables of docs/math.md (K_L and s_L at -1, 0, 1; Taylor truncation tails; errors of the fitted
-  polynomials) are what the code
-  computes, to the digits printed.
+  polynomials) are what the code computes, to the digits printed.
 """
 import pathlib
 import re
