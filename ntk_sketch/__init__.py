@@ -42,6 +42,7 @@ from .learn import (
     MLPRegressor,
     NystromFeatures,
     RidgeClassifier,
+    RidgeMoments,
     RidgeRegressor,
 )
 from .metrics import (

@@ -8,7 +8,7 @@ from hypothesis import given, strategies as st
 from naive import nystrom_gram_naive, ridge_leverage_scores_naive
 from ntk_sketch.kernels.ntk_exact import ntk_kernel
 from ntk_sketch.learn.nystrom import NystromFeatures, approximate_ridge_leverage_scores
-from ntk_sketch.learn.ridge import KernelRidgeClassifier, KernelRidgeRegressor, RidgeClassifier, RidgeRegressor
+from ntk_sketch.learn import KernelRidgeClassifier, KernelRidgeRegressor, RidgeClassifier, RidgeRegressor
 
 
 def rbf(A, B, gamma=0.5):

@@ -4,9 +4,8 @@ import pytest
 import scipy.linalg
 from hypothesis import given, strategies as st
 
+from ntk_sketch.learn.kernel_ridge import KernelRidgeClassifier, KernelRidgeRegressor
 from ntk_sketch.learn.ridge import (
-    KernelRidgeClassifier,
-    KernelRidgeRegressor,
     RidgeClassifier,
     RidgeRegressor,
     default_relative_lambdas,
