@@ -60,7 +60,7 @@ import numpy as np
 import scipy.linalg
 
 from .._validation import check_n_features, check_random_state
-from ._ridge_common import (
+from ._checks import (
     _best_index,
     _check_fraction,
     _check_labels,

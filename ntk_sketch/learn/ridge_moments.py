@@ -31,7 +31,7 @@ import numbers
 
 import numpy as np
 
-from ._ridge_common import _check_fraction, _check_labels, _check_regression_targets
+from ._checks import _check_fraction, _check_labels, _check_regression_targets
 
 __all__ = ["RidgeMoments", "validation_mask"]
 

@@ -1,6 +1,8 @@
-"""Pieces shared by the feature ridge (``ridge.py``), the kernel ridge (``kernel_ridge.py``) and the streaming
-moments (``ridge_moments.py``): the default lambda grid, the checks of lambdas, split fraction and targets, and
-the validation scores.  The objective and the selection rule are described in ``ridge.py``'s module docstring.
+"""Checks and scores shared by the learners: the feature ridge (``ridge.py``), the kernel ridge
+(``kernel_ridge.py``), the streaming moments (``ridge_moments.py``) and the MLP (``mlp.py``).
+
+The default lambda grid, the checks of lambdas, split fraction, regression targets and class labels, and the
+validation scores.  The objective and the selection rule are described in ``ridge.py``'s module docstring.
 """
 from __future__ import annotations
 
