@@ -22,11 +22,16 @@ import numpy as np
 __all__ = [
     "BaseEstimator",
     "ClassifierMixin",
+    "DataConversionWarning",
     "NotFittedError",
     "RegressorMixin",
     "TransformerMixin",
     "check_is_fitted",
 ]
+
+
+class DataConversionWarning(UserWarning):
+    """Warns that input was converted to the expected form, e.g. a column vector of labels (n, 1) flattened."""
 
 
 class NotFittedError(ValueError, AttributeError):
@@ -80,12 +85,13 @@ class BaseEstimator:
     Subclasses store every ``__init__`` argument unchanged under its own name and validate nothing there.
     Class attributes read by ``__sklearn_tags__``: ``_accept_sparse`` (bool), ``_two_d_input`` (False for
     estimators that take images or pairs of arrays), ``_preserves_float32`` (transformers whose output keeps
-    float32 input as float32).
+    float32 input as float32), ``_multi_output`` (regressors that take 2-d targets).
     """
 
     _accept_sparse = False
     _two_d_input = True
     _preserves_float32 = False
+    _multi_output = False
 
     @classmethod
     def _get_param_names(cls):
@@ -168,7 +174,7 @@ class BaseEstimator:
         supervised = kind in ("classifier", "regressor")
         tags = Tags(
             estimator_type=kind if supervised else None,
-            target_tags=TargetTags(required=supervised),
+            target_tags=TargetTags(required=supervised, multi_output=self._multi_output, single_output=True),
             input_tags=InputTags(two_d_array=self._two_d_input, sparse=self._accept_sparse),
         )
         if kind == "transformer":

@@ -18,6 +18,7 @@ __all__ = [
     "check_nonnegative_float",
     "check_random_state",
     "check_n_features",
+    "check_bool",
     "float_dtype",
 ]
 
@@ -150,10 +151,24 @@ def check_random_state(seed) -> np.random.Generator:
     )
 
 
-def check_n_features(X, expected: int, name: str = "X", fitted_on: str = "fit") -> None:
-    """Raise if ``X`` has a different number of columns from the one seen in ``fit``."""
+def check_n_features(X, expected: int, name: str = "X", fitted_on: str = "fit", owner=None) -> None:
+    """Raise if ``X`` has a different number of columns from the one seen in ``fit``.
+
+    ``owner`` (an estimator or a name) is named in the message, worded as scikit-learn words it.
+    """
     if X.shape[1] != expected:
+        who = "this object" if owner is None else (owner if isinstance(owner, str) else type(owner).__name__)
         raise ValueError(
-            f"{name} has {X.shape[1]} features but this object was fitted on {expected} in {fitted_on}(); "
-            f"pass rows with {expected} columns or refit."
+            f"{name} has {X.shape[1]} features, but {who} is expecting {expected} features as input (it was "
+            f"fitted on {expected} in {fitted_on}()); pass rows with {expected} columns or refit."
         )
+
+
+def check_bool(value, name: str) -> bool:
+    """Return ``value`` as a bool, raising a ValueError unless it is ``True`` or ``False`` (or a numpy bool).
+
+    Strings such as 'no' or 'false', and numbers, are rejected: ``bool('no')`` is True.
+    """
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    raise ValueError(f"{name} must be True or False; got {value!r} of type {type(value).__name__}.")

@@ -229,14 +229,14 @@ def test_feature_chunks_stream_equals_in_memory_features():
     def transform(rows):
         return np.cos(rows @ W)
 
-    stream = feature_chunks(transform, F, labels, batch_size=40)
+    stream = feature_chunks(transform, F, labels, chunk_size=40)
     a = RidgeClassifier(seed=1).fit_stream(stream)
     b = RidgeClassifier(seed=1).fit(transform(F), labels)
     assert a.selection_ == "accuracy"
     np.testing.assert_allclose(a.validation_scores_, b.validation_scores_)
     np.testing.assert_allclose(a.coef_, b.coef_, rtol=1e-8, atol=1e-10)
-    with pytest.raises(ValueError, match="batch_size"):
-        feature_chunks(transform, F, labels, batch_size=0)
+    with pytest.raises(ValueError, match="chunk_size"):
+        feature_chunks(transform, F, labels, chunk_size=0)
 
 
 def test_single_pass_classifier_stream_uses_squared_error_and_partial_fit_agrees():

@@ -7,9 +7,11 @@ validation scores.  The objective and the selection rule are described in ``ridg
 from __future__ import annotations
 
 import numbers
+import warnings
 
 import numpy as np
 
+from .._base import DataConversionWarning
 from .._validation import check_matrix
 
 
@@ -51,6 +53,13 @@ def _check_fraction(validation_fraction):
 def _check_regression_targets(y, n_rows, name="y"):
     """Float64 2-d targets (n, k); returns (Y, was_1d)."""
     arr = np.asarray(y)
+    if arr.dtype.kind == "O":   # e.g. a pandas column with a nullable dtype
+        if any(_is_missing(v) for v in arr.ravel().tolist()):
+            raise ValueError(f"{name} has missing targets (None, NaN or NA); drop or impute those rows first.")
+        try:
+            arr = np.asarray(arr, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{name} must be numeric for regression; its values could not be read as numbers.") from exc
     if arr.dtype.kind not in "biuf":
         raise ValueError(f"{name} must be numeric for regression; got dtype {arr.dtype}.")
     if arr.ndim not in (1, 2):
@@ -64,20 +73,67 @@ def _check_regression_targets(y, n_rows, name="y"):
     return (arr[:, None] if was_1d else arr), was_1d
 
 
+def _is_missing(v):
+    if v is None:
+        return True
+    try:
+        return bool(v != v)          # NaN (float or numpy)
+    except TypeError:                # pandas.NA: its comparisons are NA, whose truth value is undefined
+        return True
+
+
+def _labels_from_objects(arr, name):
+    """An object array of labels (pandas string / categorical columns arrive like this) as a typed array."""
+    values = arr.tolist()
+    if any(_is_missing(v) for v in values):
+        raise ValueError(f"{name} has missing labels (None, NaN or NA); drop those rows or give them a class first.")
+    if all(isinstance(v, str) for v in values):
+        return np.array(values, dtype=str)
+    if all(isinstance(v, (numbers.Integral, np.bool_)) for v in values):
+        return np.array(values, dtype=np.int64)
+    if all(isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_)) for v in values):
+        return np.array(values, dtype=np.float64)
+    kinds = sorted({type(v).__name__ for v in values})
+    raise ValueError(f"{name} mixes label types ({', '.join(kinds)}); pass labels of one type, e.g. all strings.")
+
+
 def _check_labels(y, n_rows, name="y"):
+    """Class labels as a 1-d array: integers, bools, strings, or floats with integer values.
+
+    Accepted as well: a column vector (n, 1), flattened with a ``DataConversionWarning``, and object arrays (pandas
+    string or categorical columns) whose labels are all strings or all numbers.  Rejected with a ValueError:
+    missing labels, mixed types, complex numbers, and non-integer floats -- a continuous target, which would
+    otherwise become one class per distinct value.
+    """
     arr = np.asarray(y)
     if arr.ndim == 2 and arr.shape[1] == 1:
+        warnings.warn(
+            f"A column-vector {name} was passed when a 1d array was expected; it is flattened (use {name}.ravel()).",
+            DataConversionWarning,
+            stacklevel=3,
+        )
         arr = arr[:, 0]
     if arr.ndim != 1:
         raise ValueError(f"{name} must be a 1-d array of class labels; got shape {arr.shape}.")
     if arr.shape[0] != n_rows:
         raise ValueError(f"{name} has {arr.shape[0]} labels but the features have {n_rows} rows; they must match.")
-    if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} contains NaN or inf labels; drop those rows first.")
+    if arr.dtype.kind == "O":
+        arr = _labels_from_objects(arr, name)
     if arr.dtype.kind == "c":
         raise ValueError(f"{name} has complex dtype; class labels must be integers or strings.")
-    if arr.dtype.kind == "O":
-        raise ValueError(f"{name} has object dtype; pass integer or string labels.")
+    if arr.dtype.kind not in "biufUS":
+        raise ValueError(f"{name} has dtype {arr.dtype}; class labels must be integers, bools or strings.")
+    if arr.dtype.kind == "f":
+        if not np.all(np.isfinite(arr)):
+            raise ValueError(f"{name} contains NaN or inf labels; drop those rows first.")
+        frac = arr != np.round(arr)
+        if np.any(frac):
+            example = arr[np.argmax(frac)]
+            raise ValueError(
+                f"Unknown label type: continuous. {name} holds non-integer values (e.g. {example!r}), but a classifier "
+                "needs class labels; for a real-valued target use a regressor (RidgeRegressor, "
+                "KernelRidgeRegressor, MLPRegressor), or bin the values into classes first."
+            )
     return arr
 
 
@@ -114,3 +170,9 @@ def _r2_score(pred, y):
 def _rmse(pred, y):
     Y, _ = _check_regression_targets(y, pred.shape[0])
     return float(np.sqrt(np.mean((pred - Y) ** 2)))
+
+
+def _binary_decision(out):
+    """Classifier scores in scikit-learn's shape: for two classes ``out[:, 1] - out[:, 0]``, shape (n,), positive
+    for the second class (a tie, 0, goes to the first, as the argmax of ``out`` does); otherwise ``out``."""
+    return out[:, 1] - out[:, 0] if out.shape[1] == 2 else out

@@ -15,9 +15,11 @@ from __future__ import annotations
 import numpy as np
 import scipy.linalg
 
-from .._validation import check_matrix, check_random_state
+from .._base import BaseEstimator, ClassifierMixin, RegressorMixin, check_is_fitted
+from .._validation import check_bool, check_matrix, check_n_features, check_random_state
 from ._checks import (
     _best_index,
+    _binary_decision,
     _check_fraction,
     _check_labels,
     _check_lambdas,
@@ -101,8 +103,16 @@ def _dual_ridge(K, Y, labels, classes, lambdas, validation_fraction, seed, fit_i
     return out
 
 
-class _KernelRidge:
+class _KernelRidge(BaseEstimator):
     _classification = False
+
+    def _is_precomputed(self):
+        return isinstance(self.kernel, str) and self.kernel == "precomputed"
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.pairwise = self._is_precomputed()
+        return tags
 
     def __init__(self, kernel, lambdas=None, *, validation_fraction=0.2, fit_intercept=True, seed=0):
         self.kernel = kernel
@@ -138,7 +148,8 @@ class _KernelRidge:
 
     def fit(self, X, y):
         """Fit on training inputs ``X`` (or the (n, n) training Gram matrix if ``kernel='precomputed'``)."""
-        if isinstance(self.kernel, str) and self.kernel == "precomputed":
+        check_bool(self.fit_intercept, "fit_intercept")
+        if self._is_precomputed():
             K = check_matrix(X, "X (precomputed Gram matrix)")
             if K.shape[0] != K.shape[1]:
                 raise ValueError(f"with kernel='precomputed', X must be the square (n, n) training Gram; got {K.shape}.")
@@ -153,6 +164,8 @@ class _KernelRidge:
                 raise ValueError("X contains NaN or inf; remove or impute those entries first.")
             self._X = Xa
             K = self._gram(Xa, Xa, "the training Gram matrix")
+        # columns of X (for images or other n-d rows, the values per row); the Gram's n for 'precomputed'
+        n_features = K.shape[0] if self._X is None else int(np.prod(self._X.shape[1:]))
         n = K.shape[0]
         Y, labels = self._targets(y, n)
         res = _dual_ridge(K, Y, labels, self.classes_ if self._classification else None, self.lambdas,
@@ -165,12 +178,12 @@ class _KernelRidge:
         self._mu_y = res["mu_y"]
         self._centre = res["centre"]
         self._n_fit = n
+        self.n_features_in_ = n_features
         return self
 
     def _decision(self, X):
-        if not hasattr(self, "dual_coef_"):
-            raise ValueError(f"this {type(self).__name__} is not fitted yet: call fit first.")
-        if isinstance(self.kernel, str) and self.kernel == "precomputed":
+        check_is_fitted(self, "dual_coef_")
+        if self._is_precomputed():
             Kx = check_matrix(X, "X (precomputed test-by-train kernel)")
             if Kx.shape[1] != self._n_fit:
                 raise ValueError(
@@ -179,6 +192,8 @@ class _KernelRidge:
                 )
         else:
             Xa = np.asarray(X)
+            if Xa.ndim == 2 and self._X.ndim == 2:
+                check_n_features(Xa, self._X.shape[1], "X", owner=self)
             if Xa.shape[1:] != self._X.shape[1:]:
                 raise ValueError(f"X rows have shape {Xa.shape[1:]} but training rows had {self._X.shape[1:]}.")
             Kx = self._gram(Xa, self._X, "K(X, X_train)")
@@ -186,7 +201,7 @@ class _KernelRidge:
         return _centre_cross(Kx, col_mean, tot_mean, self.fit_intercept) @ self.dual_coef_ + self._mu_y
 
 
-class KernelRidgeRegressor(_KernelRidge):
+class KernelRidgeRegressor(RegressorMixin, _KernelRidge):
     """Exact kernel ridge regression, ``alpha = (K + lam I)^{-1} (Y - mean Y)``, with the feature ridge's ``lam``
     selection (module docstring; one eigendecomposition of the training part's K for the whole grid).
 
@@ -204,6 +219,7 @@ class KernelRidgeRegressor(_KernelRidge):
     """
 
     _classification = False
+    _multi_output = True
 
     def predict(self, X):
         out = self._decision(X)
@@ -218,7 +234,7 @@ class KernelRidgeRegressor(_KernelRidge):
         return _rmse(self._decision(X), y)
 
 
-class KernelRidgeClassifier(_KernelRidge):
+class KernelRidgeClassifier(ClassifierMixin, _KernelRidge):
     """Exact kernel ridge classifier: targets one-hot minus 1/C, argmax prediction, ``lam`` chosen by validation
     accuracy (ties broken by squared error).  ``fit_intercept`` defaults to False as in ``RidgeClassifier``."""
 
@@ -229,7 +245,9 @@ class KernelRidgeClassifier(_KernelRidge):
                          seed=seed)
 
     def decision_function(self, X):
-        return self._decision(X)
+        """Scores of the classes, (n, C); for two classes shape (n,), positive for ``classes_[1]`` (as in
+        ``RidgeClassifier.decision_function``)."""
+        return _binary_decision(self._decision(X))
 
     def predict(self, X):
         return self.classes_[np.argmax(self._decision(X), axis=1)]

@@ -59,9 +59,11 @@ import numbers
 import numpy as np
 import scipy.linalg
 
-from .._validation import check_n_features, check_random_state
+from .._base import BaseEstimator, ClassifierMixin, RegressorMixin, check_is_fitted
+from .._validation import check_bool, check_n_features, check_random_state
 from ._checks import (
     _best_index,
+    _binary_decision,
     _check_fraction,
     _check_labels,
     _check_lambdas,
@@ -83,27 +85,28 @@ __all__ = [
 ]
 
 
-def feature_chunks(transform, X, y, batch_size=1024):
+def feature_chunks(transform, X, y, chunk_size=1024):
     """A re-iterable stream ``(transform(X[i:i+b]), y[i:i+b])`` for ``fit_stream``, never holding all features.
 
     Returns a zero-argument callable (so a classifier can read the validation rows twice; each pass recomputes
-    the features).  ``transform`` is e.g. the ``transform`` method of a fitted feature map.
+    the features).  ``transform`` is e.g. the ``transform`` method of a fitted feature map; ``chunk_size`` is the
+    number of rows per chunk.
     """
-    if isinstance(batch_size, (bool, np.bool_)) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer; got {batch_size!r}.")
+    if isinstance(chunk_size, (bool, np.bool_)) or not isinstance(chunk_size, numbers.Integral) or chunk_size < 1:
+        raise ValueError(f"chunk_size must be a positive integer; got {chunk_size!r}.")
     n = len(X)
     if len(y) != n:
         raise ValueError(f"X has {n} rows but y has {len(y)}; they must match.")
 
     def stream():
-        for start in range(0, n, batch_size):
-            yield transform(X[start:start + batch_size]), y[start:start + batch_size]
+        for start in range(0, n, chunk_size):
+            yield transform(X[start:start + chunk_size]), y[start:start + chunk_size]
 
     return stream
 
 
 # ---------------------------------------------------------------------------------------- feature ridge
-class _FeatureRidge:
+class _FeatureRidge(BaseEstimator):
     _classification = False
 
     def __init__(self, lambdas=None, *, validation_fraction=0.2, fit_intercept=True, seed=0, solver="auto"):
@@ -126,14 +129,18 @@ class _FeatureRidge:
         return Y
 
     # ------------------------------------------------------------------------------------------- fitting
-    def fit(self, F, y):
-        """Fit on an in-memory feature matrix ``F`` (n, D) and targets ``y``; chooses ``lam`` as described above.
+    def fit(self, X, y):
+        """Fit on an in-memory feature matrix ``X`` (the features F, (n, D)) and targets ``y``; chooses ``lam``
+        as described above.
 
         Identical (up to float rounding) to ``fit_stream`` on any split of the rows into chunks.
         """
-        F = _check_rows(F, "F")
-        self._check_targets(y, F.shape[0])  # early, clear errors before any work
+        F = _check_rows(X, "X")
+        checked = self._check_targets(y, F.shape[0])  # early, clear errors before any work
+        if self._classification:
+            y = checked   # 1-d labels from here on (a column vector warns once, here)
         self._stream_1d = None
+        check_bool(self.fit_intercept, "fit_intercept")
         if self.solver not in ("auto", "primal", "dual"):
             raise ValueError(f"solver must be 'auto', 'primal' or 'dual'; got {self.solver!r}.")
         if self.solver == "dual" or (self.solver == "auto" and F.shape[1] > F.shape[0]):
@@ -197,6 +204,7 @@ class _FeatureRidge:
         return self.finalize(second_pass=chunks if callable(chunks) else None)
 
     def _reset(self):
+        check_bool(self.fit_intercept, "fit_intercept")
         self._lambdas_abs, self._fixed = _check_lambdas(self.lambdas)
         if not self._fixed:
             self._fraction = _check_fraction(self.validation_fraction)
@@ -275,6 +283,7 @@ class _FeatureRidge:
             uses the squared error (``selection='accuracy'`` then raises).
         """
         self._started = False
+        check_bool(self.fit_intercept, "fit_intercept")
         for name, m in (("train", train), ("validation", validation)):
             if m is None and name == "validation":
                 continue
@@ -458,18 +467,14 @@ class _FeatureRidge:
             self.intercept_ = float(b[0])
 
     # ---------------------------------------------------------------------------------------- prediction
-    def _check_fitted(self):
-        if not hasattr(self, "_W"):
-            raise ValueError(f"this {type(self).__name__} is not fitted yet: call fit, fit_stream or finalize first.")
-
-    def _decision(self, F):
-        self._check_fitted()
-        F = _check_rows(F, "F")
-        check_n_features(F, self.n_features_in_, "F")
+    def _decision(self, X):
+        check_is_fitted(self, "_W", "This {name} instance is not fitted yet: call fit, fit_stream or finalize first.")
+        F = _check_rows(X, "X")
+        check_n_features(F, self.n_features_in_, "X", owner=self)
         return np.asarray(F, dtype=np.float64) @ self._W + self._b
 
 
-class RidgeRegressor(_FeatureRidge):
+class RidgeRegressor(RegressorMixin, _FeatureRidge):
     """Ridge regression on features with ``lam`` chosen on a validation split (module docstring, eq. (1)).
 
     Parameters
@@ -498,22 +503,23 @@ class RidgeRegressor(_FeatureRidge):
     """
 
     _classification = False
+    _multi_output = True
 
-    def predict(self, F):
-        """Predictions ``F w + b``: shape (n,) for 1-d training targets, (n, k) otherwise."""
-        out = self._decision(F)
+    def predict(self, X):
+        """Predictions ``X w + b`` for features ``X``: shape (n,) for 1-d training targets, (n, k) otherwise."""
+        out = self._decision(X)
         return out[:, 0] if self._stream_1d else out
 
-    def score(self, F, y):
+    def score(self, X, y):
         """R^2 = 1 - SSE/SST pooled over the outputs."""
-        return _r2_score(self._decision(F), y)
+        return _r2_score(self._decision(X), y)
 
-    def rmse(self, F, y):
+    def rmse(self, X, y):
         """Root mean squared error (over rows and outputs)."""
-        return _rmse(self._decision(F), y)
+        return _rmse(self._decision(X), y)
 
 
-class RidgeClassifier(_FeatureRidge):
+class RidgeClassifier(ClassifierMixin, _FeatureRidge):
     """Ridge classifier on features: targets one-hot minus 1/C, prediction by argmax (docs/math.md §8).
 
     Parameters are those of ``RidgeRegressor`` (but ``fit_intercept`` defaults to False, the paper's
@@ -539,15 +545,19 @@ class RidgeClassifier(_FeatureRidge):
                          solver=solver)
         self.selection = selection
 
-    def decision_function(self, F):
-        """The C outputs ``F w + b`` (n, C); the predicted class is the argmax."""
-        return self._decision(F)
+    def decision_function(self, X):
+        """Scores of the classes for features ``X``: (n, C) for C > 2 classes, the predicted class is the argmax.
 
-    def predict(self, F):
-        return self.classes_[np.argmax(self._decision(F), axis=1)]
+        For two classes, scikit-learn's convention: shape (n,), positive for ``classes_[1]``.  It is the
+        difference of the two outputs, which equals the output of a ridge fitted on targets +-1.
+        """
+        return _binary_decision(self._decision(X))
 
-    def score(self, F, y):
+    def predict(self, X):
+        return self.classes_[np.argmax(self._decision(X), axis=1)]
+
+    def score(self, X, y):
         """Accuracy."""
-        pred = self.predict(F)
+        pred = self.predict(X)
         truth = _check_labels(y, pred.shape[0])
         return float(np.mean(pred == truth))
