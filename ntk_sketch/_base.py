@@ -16,6 +16,7 @@ what scikit-learn's tools need to treat it as one of their own -- ``clone``, ``G
 from __future__ import annotations
 
 import inspect
+import sys
 
 import numpy as np
 
@@ -49,6 +50,34 @@ def _is_fitted(estimator, attributes=None):
     return any(name.endswith("_") and not name.startswith("__") for name in vars(estimator))
 
 
+_SKLEARN_TWINS = {}
+
+
+def _sklearn_twin(ours, name):
+    """``ours``, or when scikit-learn is already imported a subclass of ``ours`` and of
+    ``sklearn.exceptions.<name>``, so that code written for either class (``except``, warning filters) sees it.
+
+    scikit-learn's tools and checks catch their own ``NotFittedError`` and filter their own
+    ``DataConversionWarning``.  scikit-learn is never imported here, only looked up in ``sys.modules``.
+    """
+    theirs = getattr(sys.modules.get("sklearn.exceptions"), name, None)
+    if not isinstance(theirs, type) or not issubclass(theirs, Warning if issubclass(ours, Warning) else Exception):
+        return ours
+    key = (ours, theirs)
+    if key not in _SKLEARN_TWINS:
+        _SKLEARN_TWINS[key] = type(name, (ours, theirs), {
+            "__module__": __name__,
+            "__doc__": f"``{name}`` that is also scikit-learn's (used when scikit-learn is imported).",
+            # picklable, e.g. raised in a worker process: rebuilt as the twin of the receiving process
+            "__reduce__": lambda self: (_make_twin, (ours.__name__, name, self.args)),
+        })
+    return _SKLEARN_TWINS[key]
+
+
+def _make_twin(ours_name, name, args):
+    return _sklearn_twin(globals()[ours_name], name)(*args)
+
+
 def check_is_fitted(estimator, attributes=None, msg=None):
     """Raise ``NotFittedError`` unless ``estimator`` has been fitted.
 
@@ -64,7 +93,7 @@ def check_is_fitted(estimator, attributes=None, msg=None):
         name = type(estimator).__name__
         if msg is None:
             msg = "This {name} instance is not fitted yet: call fit with appropriate arguments before using it."
-        raise NotFittedError(msg.format(name=name))
+        raise _sklearn_twin(NotFittedError, "NotFittedError")(msg.format(name=name))
 
 
 def _same_value(a, b):

@@ -11,7 +11,7 @@ import warnings
 
 import numpy as np
 
-from .._base import DataConversionWarning
+from .._base import DataConversionWarning, _sklearn_twin
 from .._validation import check_matrix
 
 
@@ -52,6 +52,8 @@ def _check_fraction(validation_fraction):
 
 def _check_regression_targets(y, n_rows, name="y"):
     """Float64 2-d targets (n, k); returns (Y, was_1d)."""
+    if y is None:
+        raise ValueError(f"this regressor requires {name} to be passed, but the target {name} is None.")
     arr = np.asarray(y)
     if arr.dtype.kind == "O":   # e.g. a pandas column with a nullable dtype
         if any(_is_missing(v) for v in arr.ravel().tolist()):
@@ -105,11 +107,13 @@ def _check_labels(y, n_rows, name="y"):
     missing labels, mixed types, complex numbers, and non-integer floats -- a continuous target, which would
     otherwise become one class per distinct value.
     """
+    if y is None:
+        raise ValueError(f"this classifier requires {name} to be passed, but the target {name} is None.")
     arr = np.asarray(y)
     if arr.ndim == 2 and arr.shape[1] == 1:
         warnings.warn(
             f"A column-vector {name} was passed when a 1d array was expected; it is flattened (use {name}.ravel()).",
-            DataConversionWarning,
+            _sklearn_twin(DataConversionWarning, "DataConversionWarning"),
             stacklevel=3,
         )
         arr = arr[:, 0]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.linalg
+import scipy.sparse as sp
 
 from .._base import BaseEstimator, ClassifierMixin, RegressorMixin, check_is_fitted
 from .._validation import check_bool, check_matrix, check_n_features, check_random_state
@@ -73,8 +74,8 @@ def _dual_ridge(K, Y, labels, classes, lambdas, validation_fraction, seed, fit_i
         n_tr, n_val = int(tr.sum()), int(val.sum())
         if n_tr == 0 or n_val == 0:
             raise ValueError(
-                f"the validation split left {n_tr} training and {n_val} validation rows; use more data or another "
-                "validation_fraction, or pass a single lambda."
+                f"the validation split of n_samples={n} rows left {n_tr} training and {n_val} validation rows; use "
+                "more data or another validation_fraction, or pass a single lambda."
             )
         Ktt_c, (col_mean, tot_mean) = _centre_gram(K[np.ix_(tr, tr)], fit_intercept)
         Kvt_c = _centre_cross(K[np.ix_(val, tr)], col_mean, tot_mean, fit_intercept)
@@ -101,6 +102,20 @@ def _dual_ridge(K, Y, labels, classes, lambdas, validation_fraction, seed, fit_i
     out["alpha"] = scipy.linalg.solve(Kc_full + out["best_lambda_"] * np.eye(n), Y - mu_y, assume_a="pos")
     out["mu_y"] = mu_y
     return out
+
+
+def _check_kernel_rows(X, name):
+    """Rows for a user kernel: any array shape (n, ...), dense; sparse input is rejected (the kernels are dense)."""
+    if sp.issparse(X):
+        raise ValueError(f"{name} is a scipy.sparse matrix; sparse input is not supported by the kernel ridge: "
+                         f"pass {name}.toarray().")
+    arr = np.asarray(X)
+    if arr.dtype.kind == "O":
+        try:
+            arr = np.asarray(arr, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"{name} has object dtype and could not be read as numbers ({exc}).") from exc
+    return arr
 
 
 class _KernelRidge(BaseEstimator):
@@ -135,7 +150,7 @@ class _KernelRidge(BaseEstimator):
             classes = np.unique(labels)
             if classes.size < 2:
                 raise ValueError(
-                    f"the training labels contain a single class ({classes.tolist()}); a classifier needs at least 2."
+                    f"the training labels contain a single class ({classes.tolist()}); a classifier needs at least 2 classes, got 1 class."
                 )
             self.classes_ = classes
             C = classes.size
@@ -157,7 +172,7 @@ class _KernelRidge(BaseEstimator):
         else:
             if not callable(self.kernel):
                 raise ValueError("kernel must be a callable kernel(X1, X2) -> (n1, n2) array or 'precomputed'.")
-            Xa = np.asarray(X)
+            Xa = _check_kernel_rows(X, "X")
             if Xa.ndim < 2 or Xa.shape[0] == 0:
                 raise ValueError(f"X must be an array of rows (n, ...) with n >= 1; got shape {Xa.shape}.")
             if Xa.dtype.kind in "biuf" and not np.all(np.isfinite(Xa)):
@@ -191,7 +206,10 @@ class _KernelRidge(BaseEstimator):
                     f"got {Kx.shape}."
                 )
         else:
-            Xa = np.asarray(X)
+            Xa = _check_kernel_rows(X, "X")
+            if Xa.ndim == self._X.ndim - 1:
+                raise ValueError(f"X has the shape {Xa.shape} of a single row; Reshape your data: X[None] (for 2-d "
+                                 "rows X.reshape(1, -1)) gives a batch of one row.")
             if Xa.ndim == 2 and self._X.ndim == 2:
                 check_n_features(Xa, self._X.shape[1], "X", owner=self)
             if Xa.shape[1:] != self._X.shape[1:]:
@@ -250,7 +268,8 @@ class KernelRidgeClassifier(ClassifierMixin, _KernelRidge):
         return _binary_decision(self._decision(X))
 
     def predict(self, X):
-        return self.classes_[np.argmax(self._decision(X), axis=1)]
+        out = self._decision(X)   # first: raises NotFittedError before fit
+        return self.classes_[np.argmax(out, axis=1)]
 
     def score(self, X, y):
         pred = self.predict(X)

@@ -159,7 +159,7 @@ class _FeatureRidge(BaseEstimator):
             classes = np.unique(labels)
             if classes.size < 2:
                 raise ValueError(
-                    f"the training labels contain a single class ({classes.tolist()}); a classifier needs at least 2."
+                    f"the training labels contain a single class ({classes.tolist()}); a classifier needs at least 2 classes, got 1 class."
                 )
             self.classes_ = classes
             Y = (labels[:, None] == classes[None, :]).astype(np.float64) - 1.0 / classes.size
@@ -214,25 +214,37 @@ class _FeatureRidge(BaseEstimator):
         self._masks = []
         self._n_features = None
         self._stream_1d = None
+        self._declared_classes = None
         self._started = True
-        for attr in ("coef_", "intercept_", "best_lambda_", "_W"):
+        for attr in ("coef_", "intercept_", "best_lambda_", "_W", "n_features_in_"):
             if hasattr(self, attr):
                 delattr(self, attr)
 
-    def partial_fit(self, F, y):
-        """Accumulate one chunk of rows (float64 moments); call ``finalize()`` after the last chunk.
+    def partial_fit(self, X, y, classes=None):
+        """Accumulate one chunk of rows ``X`` (features) with targets ``y`` (float64 moments); call ``finalize()``
+        after the last chunk.
 
-        The first call after construction, ``fit`` or ``finalize`` starts a new accumulation.
+        The first call after construction, ``fit`` or ``finalize`` starts a new accumulation.  ``classes``
+        (classifier only, optional): every class label of the whole stream, for classes that may be missing from
+        the chunks; ``classes_`` is then their union with the labels seen.
         """
         if not getattr(self, "_started", False):
             self._reset()
-        F = _check_rows(F, "F_chunk", allow_empty_rows=True)   # an empty chunk in a stream is harmless
+        F = _check_rows(X, "X", allow_empty_rows=True)   # an empty chunk in a stream is harmless
         y = self._check_targets(y, F.shape[0])
+        if classes is not None:
+            if not self._classification:
+                raise ValueError("classes is for classifiers; a regressor takes real targets.")
+            declared = np.unique(_check_labels(classes, len(classes), "classes"))
+            self._declared_classes = declared if self._declared_classes is None else \
+                np.union1d(self._declared_classes, declared)
         if self._n_features is None:
             self._n_features = F.shape[1]
+            self.n_features_in_ = F.shape[1]
         elif F.shape[1] != self._n_features:
             raise ValueError(
-                f"F_chunk has {F.shape[1]} features but earlier chunks had {self._n_features}; they must match."
+                f"X has {F.shape[1]} features, but {type(self).__name__} is expecting {self._n_features} features "
+                f"as input: earlier chunks had {self._n_features}; they must match."
             )
         if self._fixed:
             self._train.add(F, y)
@@ -283,6 +295,7 @@ class _FeatureRidge(BaseEstimator):
             uses the squared error (``selection='accuracy'`` then raises).
         """
         self._started = False
+        self._declared_classes = None
         check_bool(self.fit_intercept, "fit_intercept")
         for name, m in (("train", train), ("validation", validation)):
             if m is None and name == "validation":
@@ -321,9 +334,15 @@ class _FeatureRidge(BaseEstimator):
         k = None
         if self._classification:
             classes = full.classes()
+            declared = getattr(self, "_declared_classes", None)
+            if declared is not None:
+                unknown = np.setdiff1d(classes, declared)
+                if unknown.size:
+                    raise ValueError(f"the labels {unknown.tolist()} are not among the classes passed to partial_fit.")
+                classes = declared
             if classes.size < 2:
                 raise ValueError(
-                    f"the training labels contain a single class ({classes.tolist()}); a classifier needs at least 2."
+                    f"the training labels contain a single class ({classes.tolist()}); a classifier needs at least 2 classes, got 1 class."
                 )
             self.classes_ = classes
             k = classes.size
@@ -354,8 +373,9 @@ class _FeatureRidge(BaseEstimator):
         tr, va = self._train, self._val
         if tr.n_rows == 0 or va.n_rows == 0:
             raise ValueError(
-                f"the validation split left {tr.n_rows} training and {va.n_rows} validation rows; use more data or a "
-                "validation_fraction further from 0 and 1, or pass a single lambda to skip the selection."
+                f"the validation split of n_samples={tr.n_rows + va.n_rows} rows left {tr.n_rows} training and "
+                f"{va.n_rows} validation rows; use more data or a validation_fraction further from 0 and 1, or pass "
+                "a single lambda to skip the selection."
             )
         Bt, sum_yt, _ = tr.targets(classes, k)
         Gt, Btc, mu_ft, mu_yt = tr.centred(Bt, sum_yt, self.fit_intercept)
@@ -554,7 +574,8 @@ class RidgeClassifier(ClassifierMixin, _FeatureRidge):
         return _binary_decision(self._decision(X))
 
     def predict(self, X):
-        return self.classes_[np.argmax(self._decision(X), axis=1)]
+        out = self._decision(X)   # first: raises NotFittedError before fit
+        return self.classes_[np.argmax(out, axis=1)]
 
     def score(self, X, y):
         """Accuracy."""
