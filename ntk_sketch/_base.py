@@ -166,7 +166,9 @@ class BaseEstimator:
         for name, sub_params in nested.items():
             target = getattr(self, name)
             if not hasattr(target, "set_params"):
-                raise ValueError(f"parameter {name!r} of {type(self).__name__} is not an estimator; cannot set {sub_params}.")
+                raise ValueError(
+                    f"parameter {name!r} of {type(self).__name__} is not an estimator; cannot set {sub_params}."
+                )
             target.set_params(**sub_params)
         return self
 

@@ -96,7 +96,9 @@ def _object_to_float(arr, name):
     try:
         return np.asarray(arr, dtype=np.float64)
     except (TypeError, ValueError) as exc:
-        raise TypeError(f"{name} has object dtype and could not be read as numbers ({exc}); pass a numeric array.") from exc
+        raise TypeError(
+            f"{name} has object dtype and could not be read as numbers ({exc}); pass a numeric array."
+        ) from exc
 
 
 def _check_shape_2d(shape, name, allow_empty_rows):

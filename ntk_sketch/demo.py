@@ -4,10 +4,10 @@ Every method is one entry of a registry (``METHODS``): its name, what it builds 
 a trained model) and whether it takes images ``(n, H, W, 1)`` or flat rows ``(n, H*W)``.  Feature maps are
 followed by ``RidgeClassifier`` and exact kernels by ``KernelRidgeClassifier`` (:mod:`ntk_sketch.learn.ridge`,
 :mod:`ntk_sketch.learn.kernel_ridge`; targets one-hot minus 1/C, the ridge parameter chosen on a validation split of
-the TRAINING set only, docs/math.md §8), so every row of the table is the same learning problem on the same data.  The table reports, per method, the feature
-dimension, the time to fit the map and compute the features of the training and test rows ("features s"; for an
-exact kernel, the time of its kernel matrices), the time to fit the classifier and predict ("fit s"), and the
-test accuracy.
+the TRAINING set only, docs/math.md §8), so every row of the table is the same learning problem on the same data.
+The table reports, per method, the feature dimension, the time to fit the map and compute the features of the
+training and test rows ("features s"; for an exact kernel, the time of its kernel matrices), the time to fit the
+classifier and predict ("fit s"), and the test accuracy.
 
 Exact kernel ridge costs O(n^2) kernel evaluations and O(n^3) time, and the exact CNTK is about 2-10 ms per pair
 of 28 x 28 images on 2 cores, so it runs only on a small subset of the data (its ``n_train`` / ``n_test`` columns

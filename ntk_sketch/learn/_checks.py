@@ -61,7 +61,9 @@ def _check_regression_targets(y, n_rows, name="y"):
         try:
             arr = np.asarray(arr, dtype=np.float64)
         except (TypeError, ValueError) as exc:
-            raise ValueError(f"{name} must be numeric for regression; its values could not be read as numbers.") from exc
+            raise ValueError(
+                f"{name} must be numeric for regression; its values could not be read as numbers."
+            ) from exc
     if arr.dtype.kind not in "biuf":
         raise ValueError(f"{name} must be numeric for regression; got dtype {arr.dtype}.")
     if arr.ndim not in (1, 2):

@@ -150,7 +150,8 @@ class _KernelRidge(BaseEstimator):
             classes = np.unique(labels)
             if classes.size < 2:
                 raise ValueError(
-                    f"the training labels contain a single class ({classes.tolist()}); a classifier needs at least 2 classes, got 1 class."
+                    f"the training labels contain a single class ({classes.tolist()}); a classifier needs at least 2 "
+                    "classes, got 1 class."
                 )
             self.classes_ = classes
             C = classes.size

@@ -166,7 +166,8 @@ class _MLPBase(BaseEstimator):
             raise ValueError(f"validation_fraction must be in (0, 1) (e.g. 0.2); got {frac!r}.")
         n_val = int(round(frac * n))
         if n_val < 1 or n - n_val < 1:
-            raise ValueError(f"validation_fraction={frac} leaves an empty training or validation part for n_samples={n}.")
+            raise ValueError(f"validation_fraction={frac} leaves an empty training or validation part for "
+                             f"n_samples={n}.")
 
         rng = check_random_state(self.seed)
         perm = rng.permutation(n)
@@ -278,7 +279,8 @@ class MLPClassifier(ClassifierMixin, _MLPBase):
         y = _check_labels(y, n)
         classes, inverse = np.unique(y, return_inverse=True)
         if classes.size < 2:
-            raise ValueError(f"the labels contain a single class ({classes.tolist()}); a classifier needs at least 2 classes, got 1 class.")
+            raise ValueError(f"the labels contain a single class ({classes.tolist()}); a classifier needs at least 2 "
+                             "classes, got 1 class.")
         self.classes_ = classes
         T = np.zeros((n, classes.size))
         T[np.arange(n), inverse.ravel()] = 1.0

@@ -159,7 +159,8 @@ class _FeatureRidge(BaseEstimator):
             classes = np.unique(labels)
             if classes.size < 2:
                 raise ValueError(
-                    f"the training labels contain a single class ({classes.tolist()}); a classifier needs at least 2 classes, got 1 class."
+                    f"the training labels contain a single class ({classes.tolist()}); a classifier needs at least 2 "
+                    "classes, got 1 class."
                 )
             self.classes_ = classes
             Y = (labels[:, None] == classes[None, :]).astype(np.float64) - 1.0 / classes.size
@@ -308,7 +309,9 @@ class _FeatureRidge(BaseEstimator):
         self._lambdas_abs, self._fixed = _check_lambdas(self.lambdas)
         if validation is None:
             if not self._fixed:
-                raise ValueError("choosing lam from a grid needs validation moments: pass validation=, or a single lambda.")
+                raise ValueError(
+                    "choosing lam from a grid needs validation moments: pass validation=, or a single lambda."
+                )
             validation = RidgeMoments(self._classification)
         if train.n_features is None or train.n_rows + validation.n_rows == 0:
             raise ValueError("no data: the moments hold no rows.")
@@ -342,7 +345,8 @@ class _FeatureRidge(BaseEstimator):
                 classes = declared
             if classes.size < 2:
                 raise ValueError(
-                    f"the training labels contain a single class ({classes.tolist()}); a classifier needs at least 2 classes, got 1 class."
+                    f"the training labels contain a single class ({classes.tolist()}); a classifier needs at least 2 "
+                    "classes, got 1 class."
                 )
             self.classes_ = classes
             k = classes.size

@@ -248,7 +248,8 @@ class SRHT(TransformerMixin, BaseEstimator):
     """Subsampled randomized Hadamard transform R^d -> R^m (docs/math.md §4), ``E <Sx, Sy> = <x, y>``.
 
     The random signs and sampled rows are drawn once, in ``fit``; ``transform`` applies the same map to
-    every batch: ``SRHT(d, m, seed=0).fit().transform(X)``.  With ``m = N`` (a power of two >= d) it is an exact isometry.
+    every batch: ``SRHT(d, m, seed=0).fit().transform(X)``.  With ``m = N`` (a power of two >= d) it is an exact
+    isometry.
 
     Parameters
     ----------
