@@ -9,6 +9,8 @@ import inspect
 import pathlib
 import pickle
 import re
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -219,6 +221,19 @@ def test_fit_transform_equals_fit_then_transform():
     for est in [nk.NTKSketch(n_components=16, seed=1), nk.NTKRandomFeatures(n_components=16, seed=1),
                 nk.NystromFeatures(6, seed=1), nk.CountSketch(6, 4, seed=1), nk.SRHT(6, 4, seed=1)]:
         np.testing.assert_array_equal(clone(est).fit_transform(X), clone(est).fit(X).transform(X))
+
+
+def test_the_library_never_imports_sklearn():
+    # The protocol lives in ntk_sketch/_base.py; scikit-learn is only looked up in sys.modules, never imported.
+    code = (
+        "import sys, numpy as np, ntk_sketch as nk\n"
+        "X = np.random.default_rng(0).standard_normal((40, 5)); y = np.arange(40) % 3\n"
+        "F = nk.NTKSketch(n_components=16, seed=0).fit(X).transform(X)\n"
+        "m = nk.RidgeClassifier().set_params(fit_intercept=True).fit(F, y); m.decision_function(F); repr(m)\n"
+        "try:\n    nk.NTKRandomFeatures().transform(X)\nexcept nk.NotFittedError:\n    pass\n"
+        "assert not [k for k in sys.modules if k.split('.')[0] == 'sklearn'], 'sklearn was imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=pathlib.Path(nk.__file__).parents[1])
 
 
 # ----------------------------------------------------------------------------------------- classifiers

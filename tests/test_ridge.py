@@ -255,6 +255,25 @@ def test_classes_missing_from_some_chunks_are_accumulated():
     np.testing.assert_allclose(a.coef_, b.coef_, rtol=1e-10, atol=1e-12)
 
 
+def test_partial_fit_declared_classes():
+    # classes= declares labels that some (here: all) chunks miss; they get their one-hot column (C = 4 in the
+    # 1/C shift) and are never predicted; a label outside the declared ones is an error.
+    F, labels = _classification_data(21, n=90)
+    m = RidgeClassifier(1.0)
+    m.partial_fit(F[:45], labels[:45], classes=[0, 1, 2, 3])
+    assert m.n_features_in_ == F.shape[1]
+    m.partial_fit(F[45:], labels[45:])
+    m.finalize()
+    assert m.classes_.tolist() == [0, 1, 2, 3]
+    Y = np.eye(4)[labels] - 0.25
+    np.testing.assert_allclose(m.coef_, scipy.linalg.solve(F.T @ F + np.eye(F.shape[1]), F.T @ Y), rtol=1e-10)
+    bad = RidgeClassifier(1.0).partial_fit(F, labels, classes=[0, 1])
+    with pytest.raises(ValueError, match="not among the classes"):
+        bad.finalize()
+    with pytest.raises(ValueError, match="classifiers"):
+        RidgeRegressor().partial_fit(F, labels * 1.0, classes=[0, 1])
+
+
 def test_second_pass_must_repeat_the_stream():
     F, labels = _classification_data(13, n=100)
     calls = {"n": 0}
