@@ -235,6 +235,13 @@ class KernelRidgeRegressor(RegressorMixin, _KernelRidge):
         As in ``RidgeRegressor``; the split draws the same mask as the feature ridge with the same seed, and the
         intercept is the feature-space one (doubly centred Gram), so a feature map with ``F F^T = K`` gives the
         same ``lam`` and the same predictions.
+
+    Attributes
+    ----------
+    dual_coef_ : (n, k) the coefficients ``alpha``.
+    best_lambda_, lambdas_, validation_scores_, validation_squared_errors_, n_train_, n_validation_ :
+        As in ``RidgeRegressor``.
+    n_features_in_ : columns of the training X (values per row for n-d rows; n for 'precomputed').
     """
 
     _classification = False

@@ -270,7 +270,7 @@ class MLPClassifier(ClassifierMixin, _MLPBase):
     Attributes
     ----------
     classes_, width_, n_params_, best_epoch_, n_epochs_, fit_time_, validation_curve_ (validation loss after each
-    epoch, entry 0 at initialisation), best_validation_loss_, coefs_, intercepts_.
+    epoch, entry 0 at initialisation), best_validation_loss_, coefs_, intercepts_, n_features_in_.
     """
 
     _classification = True

@@ -501,6 +501,9 @@ class _FeatureRidge(BaseEstimator):
 class RidgeRegressor(RegressorMixin, _FeatureRidge):
     """Ridge regression on features with ``lam`` chosen on a validation split (module docstring, eq. (1)).
 
+    ``fit(X, y)`` / ``predict(X)`` take the feature matrix (``F`` in the formulas; ``X`` in the signatures, as in
+    scikit-learn, so the model can follow a feature map in a ``Pipeline``).
+
     Parameters
     ----------
     lambdas : None, float or array_like
@@ -524,6 +527,7 @@ class RidgeRegressor(RegressorMixin, _FeatureRidge):
     lambdas_, validation_scores_ : the grid and its validation R^2 (pooled over outputs).
     validation_squared_errors_ : the grid's validation mean squared errors (summed over outputs).
     n_train_, n_validation_ : rows in the two parts of the split.
+    n_features_in_ : D, the number of features (set by ``fit``, or by the first ``partial_fit``).
     """
 
     _classification = False
@@ -556,7 +560,7 @@ class RidgeClassifier(ClassifierMixin, _FeatureRidge):
 
     Attributes
     ----------
-    classes_ : sorted class labels.
+    classes_ : sorted class labels (with ``partial_fit(classes=...)``: the declared ones).
     selection_ : the criterion actually used.
     Others as in ``RidgeRegressor``; ``validation_scores_`` are accuracies (or minus mean squared errors).
     """
