@@ -3,7 +3,7 @@
 get_params / set_params round trips, clone, validation in fit (not __init__), NotFittedError before fit,
 n_features_in_, the classifier conventions (binary decision_function, continuous targets rejected, pandas labels),
 ``sklearn.utils.estimator_checks`` for every 2-d estimator, and a GridSearchCV over ``n_components`` in a Pipeline.
-The module is skipped when scikit-learn is not installed (it is an optional test extra).
+The module is skipped when scikit-learn (>= 1.6, an optional test extra) is not installed.
 """
 import inspect
 import pathlib
@@ -16,7 +16,7 @@ import warnings
 import numpy as np
 import pytest
 
-sklearn = pytest.importorskip("sklearn")
+sklearn = pytest.importorskip("sklearn", minversion="1.6")   # estimator tags and expected_failed_checks
 
 from sklearn.base import clone  # noqa: E402
 from sklearn.exceptions import NotFittedError as SkNotFittedError  # noqa: E402
@@ -42,6 +42,7 @@ KERNEL = _NTK1()
 # Small, fast configurations of every 2-d estimator (rows in, rows out).
 TWO_D = [
     nk.NTKSketch(depth=1, n_components=16, degree=2, seed=0),
+    nk.NTKSketch(depth=2, n_components=16, degree=2, variant="single", seed=0),
     nk.NTKRandomFeatures(depth=1, n_components=16, seed=0),
     nk.NystromFeatures(8, seed=0),
     nk.RidgeRegressor(),
