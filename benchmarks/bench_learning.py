@@ -34,7 +34,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from ntk_sketch import demo  # noqa: E402
 from ntk_sketch.learn.mlp import MLPClassifier  # noqa: E402
-from ntk_sketch.learn.ridge import KernelRidgeClassifier, RidgeClassifier  # noqa: E402
+from ntk_sketch.learn import KernelRidgeClassifier, RidgeClassifier  # noqa: E402
 
 FEATURE_METHODS = ("ntk-sketch", "ntkrf", "cntk-sketch", "nystrom")
 

@@ -4,7 +4,9 @@ Reference: A. Zandieh, I. Han, H. Avron, N. Shoham, C. Kim, J. Shin, *Scaling Ne
 Sketching and Random Features*, NeurIPS 2021 (arXiv:2106.07880).
 
 The feature maps (``NTKSketch``, ``NTKRandomFeatures``, ``CNTKSketch``) follow scikit-learn's shape: configure in
-``__init__``, ``fit`` draws the random tables from ``seed``, ``transform`` maps rows.  Exact kernels
+``__init__``, ``fit`` draws the random tables from ``seed``, ``transform`` maps rows.  Every estimator has
+``get_params`` / ``set_params`` (so scikit-learn's ``clone``, ``Pipeline`` and ``GridSearchCV`` work with them) and
+raises ``NotFittedError`` when used before ``fit``; scikit-learn itself is not needed.  Exact kernels
 (``ntk_kernel``, ``cntk_kernel``) are the test oracle and the baseline.
 """
 import os as _os
@@ -22,6 +24,7 @@ _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 #   features/  NTKSketch, NTKRandomFeatures, CNTKSketch          (layer 3)
 #   learn/     ridge learners, Nystrom and MLP baselines         (layer 4)
 # with _validation, metrics, datasets and demo beside them at the top.
+from ._base import NotFittedError, check_is_fitted
 from .features import CNTKSketch, NTKRandomFeatures, NTKSketch
 from .kernels import (
     arccos_kernel_0,
@@ -42,6 +45,7 @@ from .learn import (
     MLPRegressor,
     NystromFeatures,
     RidgeClassifier,
+    RidgeMoments,
     RidgeRegressor,
 )
 from .metrics import (

@@ -18,6 +18,7 @@ __all__ = [
     "check_nonnegative_float",
     "check_random_state",
     "check_n_features",
+    "check_bool",
     "float_dtype",
 ]
 
@@ -30,7 +31,8 @@ def float_dtype(dtype) -> np.dtype:
 def _check_numeric_dtype(dtype, name: str) -> None:
     kind = np.dtype(dtype).kind
     if kind == "c":
-        raise ValueError(f"{name} has complex dtype {dtype}; pass real values (e.g. {name}.real).")
+        raise ValueError(f"Complex data not supported: {name} has complex dtype {dtype}; pass real values "
+                         f"(e.g. {name}.real).")
     if kind not in "biuf":
         raise ValueError(
             f"{name} has non-numeric dtype {dtype}; pass a float array, e.g. np.asarray({name}, dtype=float)."
@@ -74,9 +76,12 @@ def check_matrix(X, name: str = "X", *, dtype=np.float64, accept_sparse: bool = 
             arr = np.asarray(X)
         except Exception as exc:  # ragged lists and the like
             raise ValueError(f"{name} could not be converted to a numeric array: {exc}") from exc
+    if arr.dtype.kind == "O":
+        arr = _object_to_float(arr, name)
     _check_numeric_dtype(arr.dtype, name)
     if arr.ndim != 2:
-        hint = f" Use {name}.reshape(1, -1) for a single row." if arr.ndim == 1 else ""
+        hint = (f" Reshape your data: {name}.reshape(1, -1) for a single row, {name}.reshape(-1, 1) for a single "
+                "feature." if arr.ndim == 1 else "")
         raise ValueError(f"{name} must be 2-d (n_samples, n_features); got shape {arr.shape}.{hint}")
     _check_shape_2d(arr.shape, name, allow_empty_rows)
     target = float_dtype(arr.dtype) if dtype is None else np.dtype(dtype)
@@ -86,9 +91,20 @@ def check_matrix(X, name: str = "X", *, dtype=np.float64, accept_sparse: bool = 
     return arr
 
 
+def _object_to_float(arr, name):
+    """An object array holding numbers (e.g. from a mixed-type table) as float64; anything else is a TypeError."""
+    try:
+        return np.asarray(arr, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(
+            f"{name} has object dtype and could not be read as numbers ({exc}); pass a numeric array."
+        ) from exc
+
+
 def _check_shape_2d(shape, name, allow_empty_rows):
     if shape[1] == 0:
-        raise ValueError(f"{name} has no columns (shape {shape}); every row needs at least one feature.")
+        raise ValueError(f"{name} has no columns: 0 feature(s) (shape={shape}) while a minimum of 1 is required; "
+                         "every row needs at least one feature.")
     if shape[0] == 0 and not allow_empty_rows:
         raise ValueError(f"{name} is empty (shape {shape}); pass at least one row.")
 
@@ -150,10 +166,24 @@ def check_random_state(seed) -> np.random.Generator:
     )
 
 
-def check_n_features(X, expected: int, name: str = "X", fitted_on: str = "fit") -> None:
-    """Raise if ``X`` has a different number of columns from the one seen in ``fit``."""
+def check_n_features(X, expected: int, name: str = "X", fitted_on: str = "fit", owner=None) -> None:
+    """Raise if ``X`` has a different number of columns from the one seen in ``fit``.
+
+    ``owner`` (an estimator or a name) is named in the message, worded as scikit-learn words it.
+    """
     if X.shape[1] != expected:
+        who = "this object" if owner is None else (owner if isinstance(owner, str) else type(owner).__name__)
         raise ValueError(
-            f"{name} has {X.shape[1]} features but this object was fitted on {expected} in {fitted_on}(); "
-            f"pass rows with {expected} columns or refit."
+            f"{name} has {X.shape[1]} features, but {who} is expecting {expected} features as input (it was "
+            f"fitted on {expected} in {fitted_on}()); pass rows with {expected} columns or refit."
         )
+
+
+def check_bool(value, name: str) -> bool:
+    """Return ``value`` as a bool, raising a ValueError unless it is ``True`` or ``False`` (or a numpy bool).
+
+    Strings such as 'no' or 'false', and numbers, are rejected: ``bool('no')`` is True.
+    """
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    raise ValueError(f"{name} must be True or False; got {value!r} of type {type(value).__name__}.")

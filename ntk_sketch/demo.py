@@ -2,12 +2,12 @@
 
 Every method is one entry of a registry (``METHODS``): its name, what it builds (a feature map, an exact kernel or
 a trained model) and whether it takes images ``(n, H, W, 1)`` or flat rows ``(n, H*W)``.  Feature maps are
-followed by ``RidgeClassifier`` and exact kernels by ``KernelRidgeClassifier`` (:mod:`ntk_sketch.learn.ridge`; targets
-one-hot minus 1/C, the ridge parameter chosen on a validation split of the TRAINING set only, docs/math.md §8), so
-every row of the table is the same learning problem on the same data.  The table reports, per method, the feature
-dimension, the time to fit the map and compute the features of the training and test rows ("features s"; for an
-exact kernel, the time of its kernel matrices), the time to fit the classifier and predict ("fit s"), and the
-test accuracy.
+followed by ``RidgeClassifier`` and exact kernels by ``KernelRidgeClassifier`` (:mod:`ntk_sketch.learn.ridge`,
+:mod:`ntk_sketch.learn.kernel_ridge`; targets one-hot minus 1/C, the ridge parameter chosen on a validation split of
+the TRAINING set only, docs/math.md §8), so every row of the table is the same learning problem on the same data.
+The table reports, per method, the feature dimension, the time to fit the map and compute the features of the
+training and test rows ("features s"; for an exact kernel, the time of its kernel matrices), the time to fit the
+classifier and predict ("fit s"), and the test accuracy.
 
 Exact kernel ridge costs O(n^2) kernel evaluations and O(n^3) time, and the exact CNTK is about 2-10 ms per pair
 of 28 x 28 images on 2 cores, so it runs only on a small subset of the data (its ``n_train`` / ``n_test`` columns
@@ -275,7 +275,7 @@ def _blocked_kernel(kernel, A, B, progress, label, batch):
 
 
 def _run_kernel(method, cfg, X, y, Xt, yt, progress, label):
-    from .learn.ridge import KernelRidgeClassifier
+    from .learn.kernel_ridge import KernelRidgeClassifier
 
     kernel = method.build(cfg)
     batch = 16 if method.images else 512

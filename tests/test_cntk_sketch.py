@@ -165,7 +165,7 @@ def test_shapes_dtypes_zero_images_and_determinism():
     assert F32.dtype == np.float64
     np.testing.assert_allclose(F32, sk.transform(X.astype(np.float32).astype(np.float64)), rtol=0, atol=0)
     # batches and single images give the same rows
-    np.testing.assert_array_equal(sk.transform(X, batch_size=2), F)
+    np.testing.assert_array_equal(sk.transform(X, chunk_size=2), F)
     np.testing.assert_array_equal(sk.transform(X[3:4]), F[3:4])
 
 

@@ -30,7 +30,7 @@ def test_matches_naive_matrix_dense_and_sparse():
     rng = np.random.default_rng(1)
     X = rng.standard_normal((7, 40))
     X[X < 0.3] = 0.0
-    cs = CountSketch(40, 12, s=2, seed=3)
+    cs = CountSketch(40, 12, s=2, seed=3).fit()
     S = countsketch_matrix_naive(cs.tables_.indices, cs.tables_.signs, 12)
     assert np.allclose(cs.transform(X), X @ S.T, atol=1e-12)
     assert np.allclose(cs.transform(sp.csr_matrix(X)), X @ S.T, atol=1e-12)
@@ -55,16 +55,16 @@ def test_single_vector_kernels():
 
 def test_same_seed_same_output_and_generator_accepted():
     X = np.random.default_rng(0).standard_normal((4, 25))
-    a = CountSketch(25, 9, seed=11).transform(X)
-    b = CountSketch(25, 9, seed=11).transform(X)
-    c = CountSketch(25, 9, seed=np.random.default_rng(11)).transform(X)
+    a = CountSketch(25, 9, seed=11).fit().transform(X)
+    b = CountSketch(25, 9, seed=11).fit().transform(X)
+    c = CountSketch(25, 9, seed=np.random.default_rng(11)).fit().transform(X)
     assert np.array_equal(a, b) and np.array_equal(a, c)
-    assert not np.array_equal(a, CountSketch(25, 9, seed=12).transform(X))
+    assert not np.array_equal(a, CountSketch(25, 9, seed=12).fit().transform(X))
 
 
 def test_float32_kept_and_float64_default():
     X = np.random.default_rng(0).standard_normal((3, 20))
-    cs = CountSketch(20, 8, seed=0)
+    cs = CountSketch(20, 8, seed=0).fit()
     assert cs(X.astype(np.float32)).dtype == np.float32
     assert cs(X.astype(np.int64)).dtype == np.float64
     assert cs(sp.csr_matrix(X.astype(np.float32))).dtype == np.float32
@@ -72,7 +72,7 @@ def test_float32_kept_and_float64_default():
 
 
 def test_errors():
-    cs = CountSketch(5, 3, seed=0)
+    cs = CountSketch(5, 3, seed=0).fit()
     with pytest.raises(ValueError, match="features"):
         cs.transform(np.ones((2, 6)))
     with pytest.raises(ValueError, match="NaN"):
@@ -162,7 +162,7 @@ def test_property_shapes_linearity_sparse(n, d, m, s, seed, dtype, density):
     X[rng.random((n, d)) > density] = 0.0
     Y = rng.standard_normal((n, d))
     a, b = rng.standard_normal(2)
-    cs = CountSketch(d, m, s=s, seed=seed)
+    cs = CountSketch(d, m, s=s, seed=seed).fit()
     out = cs(X.astype(dtype))
     assert out.shape == (n, m) and out.dtype == dtype
     tol = 1e-4 if dtype == np.float32 else 1e-10

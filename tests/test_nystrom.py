@@ -8,7 +8,7 @@ from hypothesis import given, strategies as st
 from naive import nystrom_gram_naive, ridge_leverage_scores_naive
 from ntk_sketch.kernels.ntk_exact import ntk_kernel
 from ntk_sketch.learn.nystrom import NystromFeatures, approximate_ridge_leverage_scores
-from ntk_sketch.learn.ridge import KernelRidgeClassifier, KernelRidgeRegressor, RidgeClassifier, RidgeRegressor
+from ntk_sketch.learn import KernelRidgeClassifier, KernelRidgeRegressor, RidgeClassifier, RidgeRegressor
 
 
 def rbf(A, B, gamma=0.5):
@@ -114,7 +114,7 @@ def test_rls_landmarks_find_the_isolated_points():
 def test_transform_batches_and_dtypes():
     rng = np.random.default_rng(7)
     X = rng.standard_normal((50, 4))
-    a = NystromFeatures(12, kernel=rbf, seed=2, batch_size=7).fit(X)
+    a = NystromFeatures(12, kernel=rbf, seed=2, chunk_size=7).fit(X)
     b = NystromFeatures(12, kernel=rbf, seed=2).fit(X)
     np.testing.assert_array_equal(a.landmark_indices_, b.landmark_indices_)
     np.testing.assert_allclose(a.transform(X), b.transform(X), rtol=1e-13, atol=1e-14)
@@ -132,10 +132,12 @@ def test_errors():
     with pytest.raises(ValueError, match="NaN"):
         NystromFeatures(5).fit(np.where(X > 1.5, np.nan, X))
     nf = NystromFeatures(5).fit(X)
-    with pytest.raises(ValueError, match="shape"):
+    with pytest.raises(ValueError, match="X has 2 features, but NystromFeatures is expecting 3"):
         nf.transform(X[:, :2])
     with pytest.raises(ValueError, match="positive eigenvalue"):
         NystromFeatures(5).fit(np.zeros((10, 3)))
+    with pytest.raises(ValueError, match="eig_cutoff"):   # a relative cut-off >= 1 keeps nothing: all-zero features
+        NystromFeatures(5, eig_cutoff=2.0).fit(X)
 
 
 @pytest.mark.slow

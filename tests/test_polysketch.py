@@ -99,23 +99,23 @@ def test_single_vector_njit_kernel():
 def test_same_seed_dtypes_and_errors():
     rng = np.random.default_rng(0)
     X = rng.standard_normal((50, 11))  # more rows than one block: the parallel path
-    a = PolySketch(11, 8, 3, seed=7)(X)
-    assert np.array_equal(a, PolySketch(11, 8, 3, seed=7)(X))
-    assert np.array_equal(a, PolySketch(11, 8, 3, seed=np.random.default_rng(7))(X))
-    assert np.array_equal(a[:5], PolySketch(11, 8, 3, seed=7)(X[:5]))  # serial path, same numbers
-    assert not np.array_equal(a, PolySketch(11, 8, 3, seed=8)(X))
-    b = PolySketch(11, 8, 3, seed=7)(X.astype(np.float32))
+    a = PolySketch(11, 8, 3, seed=7).fit()(X)
+    assert np.array_equal(a, PolySketch(11, 8, 3, seed=7).fit()(X))
+    assert np.array_equal(a, PolySketch(11, 8, 3, seed=np.random.default_rng(7)).fit()(X))
+    assert np.array_equal(a[:5], PolySketch(11, 8, 3, seed=7).fit()(X[:5]))  # serial path, same numbers
+    assert not np.array_equal(a, PolySketch(11, 8, 3, seed=8).fit()(X))
+    b = PolySketch(11, 8, 3, seed=7).fit()(X.astype(np.float32))
     assert b.dtype == np.float32 and np.allclose(a, b, atol=1e-4)
-    assert PolySketch(11, 8, 3, seed=7)(X.astype(np.int32)).dtype == np.float64
+    assert PolySketch(11, 8, 3, seed=7).fit()(X.astype(np.int32)).dtype == np.float64
     with pytest.raises(ValueError, match="degree"):
-        PolySketch(11, 8, 0)
+        PolySketch(11, 8, 0).fit()
     with pytest.raises(ValueError, match="base"):
-        PolySketch(11, 8, 2, base="fft")
+        PolySketch(11, 8, 2, base="fft").fit()
     with pytest.raises(ValueError, match="features"):
-        PolySketch(11, 8, 2)(X[:, :5])
+        PolySketch(11, 8, 2).fit()(X[:, :5])
     with pytest.raises(ValueError, match="NaN"):
-        PolySketch(11, 8, 2)(np.full((1, 11), np.nan))
-    ps = PolySketch(11, 8, 2, seed=0)
+        PolySketch(11, 8, 2).fit()(np.full((1, 11), np.nan))
+    ps = PolySketch(11, 8, 2, seed=0).fit()
     with pytest.raises(ValueError, match="length"):
         ps.polynomial_features(X, [1.0, 1.0])
     with pytest.raises(ValueError, match="non-negative"):
@@ -124,7 +124,7 @@ def test_same_seed_dtypes_and_errors():
 
 def test_polynomial_features_layout():
     X = np.random.default_rng(2).standard_normal((4, 10))
-    ps = PolySketch(10, 6, 3, seed=2)
+    ps = PolySketch(10, 6, 3, seed=2).fit()
     c = np.array([0.25, 1.0, 0.0, 4.0])
     F = ps.polynomial_features(X, c)
     Z = ps(X)
@@ -231,7 +231,7 @@ def test_property_shapes_homogeneity_sparse(n, d, m, p, base, seed, dtype, densi
     X[rng.random((n, d)) > density] = 0.0
     Y = rng.standard_normal((n, d))
     a, b = rng.uniform(-2, 2, size=2)
-    ps = PolySketch(d, m, p, base=base, seed=seed)
+    ps = PolySketch(d, m, p, base=base, seed=seed).fit()
     Z = ps(X)
     assert Z.shape == (n, p, m) and Z.dtype == np.float64
     assert ps(X.astype(dtype)).dtype == dtype

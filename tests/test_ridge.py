@@ -1,12 +1,10 @@
-"""Tests of ntk_sketch.learn.ridge: exact solves against scipy, streaming = in-memory, the validation split, kernel ridge."""
+"""Tests of ntk_sketch.learn.ridge: exact solves against scipy, streaming = in-memory, the validation split."""
 import numpy as np
 import pytest
 import scipy.linalg
 from hypothesis import given, strategies as st
 
 from ntk_sketch.learn.ridge import (
-    KernelRidgeClassifier,
-    KernelRidgeRegressor,
     RidgeClassifier,
     RidgeRegressor,
     default_relative_lambdas,
@@ -28,15 +26,6 @@ def _classification_data(seed, n=150, d=6, C=3):
     centres = 2.0 * rng.standard_normal((C, d))
     labels = rng.integers(0, C, n)
     return F + centres[labels], labels
-
-
-def _linear_kernel(A, B):
-    return A @ B.T
-
-
-def _rbf(A, B, gamma=0.3):
-    sq = (A**2).sum(1)[:, None] + (B**2).sum(1)[None, :] - 2 * A @ B.T
-    return np.exp(-gamma * np.maximum(sq, 0))
 
 
 # ------------------------------------------------------------------------------------------- exact solves
@@ -230,14 +219,14 @@ def test_feature_chunks_stream_equals_in_memory_features():
     def transform(rows):
         return np.cos(rows @ W)
 
-    stream = feature_chunks(transform, F, labels, batch_size=40)
+    stream = feature_chunks(transform, F, labels, chunk_size=40)
     a = RidgeClassifier(seed=1).fit_stream(stream)
     b = RidgeClassifier(seed=1).fit(transform(F), labels)
     assert a.selection_ == "accuracy"
     np.testing.assert_allclose(a.validation_scores_, b.validation_scores_)
     np.testing.assert_allclose(a.coef_, b.coef_, rtol=1e-8, atol=1e-10)
-    with pytest.raises(ValueError, match="batch_size"):
-        feature_chunks(transform, F, labels, batch_size=0)
+    with pytest.raises(ValueError, match="chunk_size"):
+        feature_chunks(transform, F, labels, chunk_size=0)
 
 
 def test_single_pass_classifier_stream_uses_squared_error_and_partial_fit_agrees():
@@ -264,6 +253,25 @@ def test_classes_missing_from_some_chunks_are_accumulated():
     a = RidgeClassifier(1.0).fit_stream(iter(chunks))
     b = RidgeClassifier(1.0).fit(F, labels)
     np.testing.assert_allclose(a.coef_, b.coef_, rtol=1e-10, atol=1e-12)
+
+
+def test_partial_fit_declared_classes():
+    # classes= declares labels that some (here: all) chunks miss; they get their one-hot column (C = 4 in the
+    # 1/C shift) and are never predicted; a label outside the declared ones is an error.
+    F, labels = _classification_data(21, n=90)
+    m = RidgeClassifier(1.0)
+    m.partial_fit(F[:45], labels[:45], classes=[0, 1, 2, 3])
+    assert m.n_features_in_ == F.shape[1]
+    m.partial_fit(F[45:], labels[45:])
+    m.finalize()
+    assert m.classes_.tolist() == [0, 1, 2, 3]
+    Y = np.eye(4)[labels] - 0.25
+    np.testing.assert_allclose(m.coef_, scipy.linalg.solve(F.T @ F + np.eye(F.shape[1]), F.T @ Y), rtol=1e-10)
+    bad = RidgeClassifier(1.0).partial_fit(F, labels, classes=[0, 1])
+    with pytest.raises(ValueError, match="not among the classes"):
+        bad.finalize()
+    with pytest.raises(ValueError, match="classifiers"):
+        RidgeRegressor().partial_fit(F, labels * 1.0, classes=[0, 1])
 
 
 def test_second_pass_must_repeat_the_stream():
@@ -311,44 +319,6 @@ def test_dual_solver_equals_primal_classifier(selection):
         RidgeClassifier(solver="svd").fit(F, labels)
 
 
-# ------------------------------------------------------------------------------------------- kernel ridge
-@pytest.mark.parametrize("fit_intercept", [True, False])
-def test_kernel_ridge_with_linear_kernel_equals_feature_ridge(fit_intercept):
-    F, y = _regression_data(14, n=80, d=6)
-    a = RidgeRegressor(seed=3, fit_intercept=fit_intercept).fit(F, y)
-    b = KernelRidgeRegressor(_linear_kernel, seed=3, fit_intercept=fit_intercept).fit(F, y)
-    np.testing.assert_allclose(b.lambdas_, a.lambdas_, rtol=1e-10)
-    np.testing.assert_allclose(b.validation_scores_, a.validation_scores_, rtol=1e-7, atol=1e-9)
-    assert a.best_lambda_ == pytest.approx(b.best_lambda_, rel=1e-12)
-    Ftest = np.random.default_rng(0).standard_normal((30, 6))
-    np.testing.assert_allclose(b.predict(Ftest), a.predict(Ftest), rtol=1e-7, atol=1e-7)
-
-
-def test_kernel_ridge_fixed_lambda_matches_scipy_and_precomputed():
-    rng = np.random.default_rng(15)
-    X, Xt = rng.standard_normal((60, 3)), rng.standard_normal((10, 3))
-    y = np.sin(X[:, 0]) + X[:, 1]
-    lam = 0.1
-    K = _rbf(X, X)
-    alpha = scipy.linalg.solve(K + lam * np.eye(60), y)
-    m = KernelRidgeRegressor(_rbf, lam, fit_intercept=False).fit(X, y)
-    np.testing.assert_allclose(m.predict(Xt), _rbf(Xt, X) @ alpha, rtol=1e-10, atol=1e-12)
-    p = KernelRidgeRegressor("precomputed", lam, fit_intercept=False).fit(K, y)
-    np.testing.assert_allclose(p.predict(_rbf(Xt, X)), m.predict(Xt), rtol=1e-12, atol=1e-12)
-    with pytest.raises(ValueError, match="precomputed"):
-        p.predict(_rbf(Xt, X[:5]))
-
-
-def test_kernel_ridge_classifier():
-    F, labels = _classification_data(16, n=150)
-    m = KernelRidgeClassifier(_rbf, seed=0).fit(F, labels)
-    assert m.score(F, labels) > 0.9   # well-separated Gaussian blobs; deterministic data
-    lin = KernelRidgeClassifier(_linear_kernel, seed=8).fit(F, labels)
-    feat = RidgeClassifier(seed=8).fit(F, labels)
-    assert lin.best_lambda_ == pytest.approx(feat.best_lambda_, rel=1e-12)
-    np.testing.assert_allclose(lin.validation_scores_, feat.validation_scores_)
-
-
 # ------------------------------------------------------------------------------------------------ errors
 def test_clear_errors():
     F, y = _regression_data(17, n=40)
@@ -360,8 +330,6 @@ def test_clear_errors():
         RidgeRegressor().fit(np.where(np.arange(40)[:, None] == 3, np.nan, F), y)
     with pytest.raises(ValueError, match="single class"):
         RidgeClassifier().fit(F, np.zeros(40, int))
-    with pytest.raises(ValueError, match="single class"):
-        KernelRidgeClassifier(_linear_kernel).fit(F, np.ones(40, int))
     with pytest.raises(ValueError, match="NaN"):
         RidgeClassifier().fit(F, np.where(np.arange(40) == 3, np.nan, 1.0 * (y > 2)))
     with pytest.raises(ValueError, match="lambdas"):
@@ -379,5 +347,3 @@ def test_clear_errors():
         RidgeRegressor(validation_fraction=0.01, seed=0).fit(F[:3], y[:3])
     with pytest.raises(ValueError, match="no data"):
         RidgeRegressor().finalize()
-    with pytest.raises(ValueError, match="kernel returned"):
-        KernelRidgeRegressor(lambda a, b: a @ b.T[:, :2]).fit(F, y)

@@ -47,10 +47,10 @@ def test_tables():
 @pytest.mark.parametrize("d,m", [(16, 16), (13, 16), (5, 64), (64, 64)])
 def test_isometry_when_m_is_padded_length(d, m):
     # m = N: P is a permutation, so x -> (1/sqrt N) Hu E pad(x) is orthonormal: an isometry of R^d
-    S = SRHT(d, m, seed=1).to_dense()
+    S = SRHT(d, m, seed=1).fit().to_dense()
     assert np.allclose(S.T @ S, np.eye(d), atol=1e-12)
     X = np.random.default_rng(2).standard_normal((6, d))
-    Z = SRHT(d, m, seed=1).transform(X)
+    Z = SRHT(d, m, seed=1).fit().transform(X)
     assert np.allclose(np.linalg.norm(Z, axis=1), np.linalg.norm(X, axis=1))
     assert np.allclose(Z @ Z.T, X @ X.T)
 
@@ -85,21 +85,21 @@ def test_batch_larger_than_block_and_thread_independent():
 
 def test_same_seed_same_output_and_dtypes():
     X = np.random.default_rng(0).standard_normal((4, 25))
-    a = SRHT(25, 9, seed=11)(X)
-    assert np.array_equal(a, SRHT(25, 9, seed=11)(X))
-    assert not np.array_equal(a, SRHT(25, 9, seed=12)(X))
-    assert SRHT(25, 9, seed=11)(X.astype(np.float32)).dtype == np.float32
-    assert np.allclose(SRHT(25, 9, seed=11)(X.astype(np.float32)), a, atol=1e-5)
+    a = SRHT(25, 9, seed=11).fit()(X)
+    assert np.array_equal(a, SRHT(25, 9, seed=11).fit()(X))
+    assert not np.array_equal(a, SRHT(25, 9, seed=12).fit()(X))
+    assert SRHT(25, 9, seed=11).fit()(X.astype(np.float32)).dtype == np.float32
+    assert np.allclose(SRHT(25, 9, seed=11).fit()(X.astype(np.float32)), a, atol=1e-5)
 
 
 def test_errors():
-    s = SRHT(5, 3, seed=0)
+    s = SRHT(5, 3, seed=0).fit()
     with pytest.raises(ValueError, match="features"):
         s(np.ones((2, 4)))
     with pytest.raises(ValueError, match="inf"):
         s(np.full((1, 5), np.inf))
     with pytest.raises(ValueError, match="m"):
-        SRHT(5, 0)
+        SRHT(5, 0).fit()
 
 
 # ---------------------------------------------------------------------------------------------- statistics
@@ -164,7 +164,7 @@ def test_property_shapes_linearity_sparse(n, d, m, seed, dtype, density):
     X[rng.random((n, d)) > density] = 0.0
     Y = rng.standard_normal((n, d))
     a, b = rng.standard_normal(2)
-    s = SRHT(d, m, seed=seed)
+    s = SRHT(d, m, seed=seed).fit()
     out = s(X.astype(dtype))
     assert out.shape == (n, m) and out.dtype == dtype
     assert np.allclose(s(a * X + b * Y), a * s(X) + b * s(Y), atol=1e-10 * (1 + abs(a) + abs(b)))

@@ -51,21 +51,21 @@ def test_all_pairs_is_exact():
     # so the inner products are reproduced exactly (this pins the 1/sqrt(m) constant with the +-1 transform)
     rng = np.random.default_rng(3)
     X, Y = rng.standard_normal((5, 6)), rng.standard_normal((5, 3))
-    Z = TensorSRHT(6, 3, 32, seed=4)(X, Y)
+    Z = TensorSRHT(6, 3, 32, seed=4).fit()(X, Y)
     assert np.allclose(Z @ Z.T, (X @ X.T) * (Y @ Y.T))
 
 
 def test_same_seed_dtypes_errors():
     rng = np.random.default_rng(0)
     X, Y = rng.standard_normal((40, 9)), rng.standard_normal((40, 5))
-    a = TensorSRHT(9, 5, 12, seed=3)(X, Y)
-    assert np.array_equal(a, TensorSRHT(9, 5, 12, seed=3)(X, Y))
-    assert np.array_equal(a, TensorSRHT(9, 5, 12, seed=np.random.default_rng(3))(X, Y))
-    assert not np.array_equal(a, TensorSRHT(9, 5, 12, seed=4)(X, Y))
-    b = TensorSRHT(9, 5, 12, seed=3)(X.astype(np.float32), Y.astype(np.float32))
+    a = TensorSRHT(9, 5, 12, seed=3).fit()(X, Y)
+    assert np.array_equal(a, TensorSRHT(9, 5, 12, seed=3).fit()(X, Y))
+    assert np.array_equal(a, TensorSRHT(9, 5, 12, seed=np.random.default_rng(3)).fit()(X, Y))
+    assert not np.array_equal(a, TensorSRHT(9, 5, 12, seed=4).fit()(X, Y))
+    b = TensorSRHT(9, 5, 12, seed=3).fit()(X.astype(np.float32), Y.astype(np.float32))
     assert b.dtype == np.float32 and np.allclose(a, b, atol=1e-4)
-    assert TensorSRHT(9, 5, 12, seed=3)(X.astype(np.float32), Y).dtype == np.float64
-    ts = TensorSRHT(9, 5, 12, seed=0)
+    assert TensorSRHT(9, 5, 12, seed=3).fit()(X.astype(np.float32), Y).dtype == np.float64
+    ts = TensorSRHT(9, 5, 12, seed=0).fit()
     with pytest.raises(ValueError, match="same number of rows"):
         ts(X, Y[:3])
     with pytest.raises(ValueError, match="features"):
@@ -142,7 +142,7 @@ def test_property_shapes_bilinearity(n, d1, d2, m, seed, dtype):
     X, X2 = rng.standard_normal((2, n, d1))
     Y, Y2 = rng.standard_normal((2, n, d2))
     a, b = rng.standard_normal(2)
-    ts = TensorSRHT(d1, d2, m, seed=seed)
+    ts = TensorSRHT(d1, d2, m, seed=seed).fit()
     out = ts(X.astype(dtype), Y.astype(dtype))
     assert out.shape == (n, m) and out.dtype == dtype
     tol = 1e-10 * (1 + abs(a) + abs(b))

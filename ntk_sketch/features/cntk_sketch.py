@@ -56,6 +56,7 @@ import numba
 import numpy as np
 from numba import prange
 
+from .._base import BaseEstimator, TransformerMixin, check_is_fitted
 from .._validation import check_images, check_positive_int, check_random_state
 from ..kernels.cntk_exact import cntk_grid_sizes
 from ..sketches.countsketch import draw_countsketch
@@ -436,7 +437,7 @@ def _pad_stack(arrays, width, dtype):
     return out
 
 
-class CNTKSketch:
+class CNTKSketch(TransformerMixin, BaseEstimator):
     """Sketched features of the CNTK-GAP (docs/math.md §3, §4, §7; Zandieh et al. 2021, Algorithm 3).
 
     ``<transform(x), transform(y)>`` approximates ``cntk_kernel(x, y, depth=..., filter_size=..., padding=...,
@@ -495,8 +496,12 @@ class CNTKSketch:
     image_shape_ : tuple (H, W, C)
     grid_sizes_ : list of (H_h, W_h), h = 0..L
     poly_k0_, poly_k1_ : list of L coefficient arrays
+    n_features_in_ : int
+        ``H * W * C``, the values per image.
     n_features_out_ : int
     """
+
+    _two_d_input = False   # images (n, H, W, C)
 
     def __init__(self, depth=3, n_components=4096, *, filter_size=3, padding="valid", degree=5, polynomial="fit",
                  fit_lower=None, pixel_dim=256, patch_sketch="countsketch", renormalize=True, fix_first=True,
@@ -728,19 +733,20 @@ class CNTKSketch:
         self.poly_k0_, self.poly_k1_ = P0, P1
         self.nonnegative_ = nonneg
         self.n_features_out_ = m
+        self.n_features_in_ = H * W * C   # values per image
         self._config = (L, m, q, p, d, ff, fl, srht)
         return self
 
     # -------------------------------------------------------------------------------------------- transform
-    def transform(self, X, *, batch_size=256):
+    def transform(self, X, *, chunk_size=256):
         """Features of the images ``X`` (n, H, W, C) -> (n, n_components) float64.
 
-        Images are converted to float64 and sketched ``batch_size`` at a time, in parallel over images; memory
-        beyond the output is O(batch_size P + threads P pixel_dim), independent of n.
+        Images are converted to float64 and sketched ``chunk_size`` at a time, in parallel over images; memory
+        beyond the output is O(chunk_size P + threads P pixel_dim), independent of n.
         """
-        if not hasattr(self, "_tables"):
-            raise ValueError("this CNTKSketch is not fitted yet; call fit(image_shape or images) first.")
-        batch_size = check_positive_int(batch_size, "batch_size")
+        check_is_fitted(self, "n_features_out_",
+                        "This {name} instance is not fitted yet: call fit(image_shape or images) first.")
+        chunk_size = check_positive_int(chunk_size, "chunk_size")
         arr = X if isinstance(X, np.ndarray) else np.asarray(X)
         if arr.ndim != 4 or min(arr.shape) == 0:
             check_images(arr, "X")  # raises the standard message
@@ -753,8 +759,8 @@ class CNTKSketch:
         T = self._tables
         dims = np.array(self.grid_sizes_, dtype=np.int64)
         off = -((q - 1) // 2) if self.padding == "same" else 0
-        for b0 in range(0, n, batch_size):
-            Xb = check_images(arr[b0:b0 + batch_size], "X", dtype=np.float64)
+        for b0 in range(0, n, chunk_size):
+            Xb = check_images(arr[b0:b0 + chunk_size], "X", dtype=np.float64)
             nb = Xb.shape[0]
             n_chunks = max(1, min(nb, numba.get_num_threads()))
             _sketch_images(Xb, n_chunks, dims, q, off, L, p, ff, fl, srht, self.renormalize,

@@ -25,9 +25,11 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from .._base import BaseEstimator, TransformerMixin, check_is_fitted
 from .._validation import (
     check_matrix,
     check_n_features,
+    check_nonnegative_float,
     check_positive_int,
     check_random_state,
 )
@@ -63,7 +65,7 @@ def sample_leverage_relu_weights(dim, n_features, seed=None):
     return W, np.sqrt(D) / radius
 
 
-class NTKRandomFeatures:
+class NTKRandomFeatures(TransformerMixin, BaseEstimator):
     """Random features for the depth-L fully connected ReLU NTK (Algorithm 2 of Zandieh et al. 2021).
 
     Parameters
@@ -99,6 +101,9 @@ class NTKRandomFeatures:
         TensorSRHT of ``z_ntk_{h-1} (x) t`` per layer.
     """
 
+    _accept_sparse = True
+    _preserves_float32 = True
+
     def __init__(self, depth=2, n_components=8192, *, relu_fraction=0.25, n_step_features=None,
                  sampling="leverage", dtype=None, chunk_size=512, seed=None):
         self.depth = depth
@@ -114,7 +119,7 @@ class NTKRandomFeatures:
     def _check_params(self):
         L = check_positive_int(self.depth, "depth")
         m = check_positive_int(self.n_components, "n_components", minimum=2)
-        if not (0.0 < float(self.relu_fraction) < 1.0):
+        if not (0.0 < check_nonnegative_float(self.relu_fraction, "relu_fraction") < 1.0):
             raise ValueError(f"relu_fraction must be strictly between 0 and 1; got {self.relu_fraction}.")
         m1 = min(max(int(round(self.relu_fraction * m)), 1), m - 1)
         ms = m - m1
@@ -167,10 +172,9 @@ class NTKRandomFeatures:
         Streams over blocks of ``chunk_size`` rows, so memory is independent of the number of rows beyond the
         output itself.
         """
-        if not hasattr(self, "W1_"):
-            raise ValueError("This NTKRandomFeatures instance is not fitted yet; call fit(X) first.")
+        check_is_fitted(self, "W1_")
         X = check_matrix(X, "X", dtype=None, accept_sparse=True, allow_empty_rows=True)
-        check_n_features(X, self.n_features_in_)
+        check_n_features(X, self.n_features_in_, owner=self)
         dtype = np.dtype(self.dtype) if self.dtype is not None else X.dtype
         layers = self._weights_for(dtype)
         n = X.shape[0]

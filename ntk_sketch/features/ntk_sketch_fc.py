@@ -40,7 +40,8 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from .._validation import check_matrix, check_n_features, check_positive_int, check_random_state
+from .._base import BaseEstimator, TransformerMixin, check_is_fitted
+from .._validation import check_bool, check_matrix, check_n_features, check_positive_int, check_random_state
 from ..kernels.polynomials import arccos_polynomials, ntk_polynomial
 from ..sketches.polysketch import apply_polysketch, draw_polysketch, weighted_concat
 from ..sketches.srht import apply_srht, draw_srht
@@ -86,7 +87,7 @@ def _apply_power_tree(u, tree):
     return tensor_srht(_apply_power_tree(u, left), _apply_power_tree(u, right), node)
 
 
-class NTKSketch:
+class NTKSketch(TransformerMixin, BaseEstimator):
     """Sketch of the depth-L fully connected ReLU NTK (Algorithm 1 of Zandieh et al. 2021; docs/math.md §5).
 
     Parameters
@@ -122,6 +123,9 @@ class NTKSketch:
         The polynomials used: ``{'P0': [...], 'P1': [...]}`` per layer (layered) or ``{'K': c}`` (single).
     """
 
+    _accept_sparse = True
+    _preserves_float32 = True
+
     def __init__(self, depth=2, n_components=8192, *, degree=4, polynomial="fit", variant="layered",
                  sketch_dim=None, normalize_layers=True, base="auto", chunk_size=256, seed=None):
         self.depth = depth
@@ -149,6 +153,7 @@ class NTKSketch:
             raise ValueError(f"n_components must be at least degree + 1 = {p + 1} for variant='single'; got {m}.")
         ms = max(m // 2, 1) if self.sketch_dim is None else check_positive_int(self.sketch_dim, "sketch_dim")
         check_positive_int(self.chunk_size, "chunk_size")
+        check_bool(self.normalize_layers, "normalize_layers")
         return L, m, p, ms
 
     # ---------------------------------------------------------------------------------------------- fit
@@ -213,10 +218,9 @@ class NTKSketch:
     # ---------------------------------------------------------------------------------------------- transform
     def transform(self, X):
         """Features of shape (n, n_features_out_) for rows of X (dense or CSR; float32 stays float32)."""
-        if not hasattr(self, "n_features_out_"):
-            raise ValueError("This NTKSketch instance is not fitted yet; call fit(X) first.")
+        check_is_fitted(self, "n_features_out_")
         X = check_matrix(X, "X", dtype=None, accept_sparse=True, allow_empty_rows=True)
-        check_n_features(X, self.n_features_in_)
+        check_n_features(X, self.n_features_in_, owner=self)
         n = X.shape[0]
         out = np.empty((n, self.n_features_out_), dtype=X.dtype)
         for start in range(0, n, self.chunk_size):

@@ -1,11 +1,14 @@
 """Layer 4: learners on features or kernels, and the baselines the feature maps are compared against.
 
-Ridge regression and classification on features, feature streams or exact kernels (docs/math.md §8); Nystrom
+Ridge regression and classification on features or feature streams (``ridge``), their streaming moments
+(``ridge_moments``) and exact kernel ridge (``kernel_ridge``) (docs/math.md §8); Nystrom
 NTK features and a finite ReLU MLP (the paper's Section 6 baselines).  May import every lower layer.
 """
 from .mlp import MLPClassifier, MLPRegressor
 from .nystrom import NystromFeatures
-from .ridge import KernelRidgeClassifier, KernelRidgeRegressor, RidgeClassifier, RidgeRegressor
+from .kernel_ridge import KernelRidgeClassifier, KernelRidgeRegressor
+from .ridge import RidgeClassifier, RidgeRegressor, default_relative_lambdas, feature_chunks
+from .ridge_moments import RidgeMoments, validation_mask
 
 __all__ = [
     "MLPClassifier",
@@ -15,4 +18,8 @@ __all__ = [
     "KernelRidgeRegressor",
     "RidgeClassifier",
     "RidgeRegressor",
+    "RidgeMoments",
+    "default_relative_lambdas",
+    "feature_chunks",
+    "validation_mask",
 ]

@@ -25,7 +25,15 @@ import time
 
 import numpy as np
 
-from .._validation import check_matrix, check_nonnegative_float, check_positive_int, check_random_state
+from .._base import BaseEstimator, ClassifierMixin, RegressorMixin, check_is_fitted
+from .._validation import (
+    check_matrix,
+    check_n_features,
+    check_nonnegative_float,
+    check_positive_int,
+    check_random_state,
+)
+from ._checks import _check_labels, _check_regression_targets
 
 __all__ = ["MLPClassifier", "MLPRegressor", "mlp_param_count", "width_for_params"]
 
@@ -49,7 +57,7 @@ def width_for_params(n_params, n_inputs, n_outputs, depth=1):
     return min(sorted(candidates), key=lambda w: abs(mlp_param_count(w, d, k, L) - m))
 
 
-class _MLPBase:
+class _MLPBase(BaseEstimator):
     _classification = False
 
     def __init__(self, width=None, *, n_params=None, depth=1, learning_rate=1e-3, batch_size=128, max_epochs=200,
@@ -158,7 +166,8 @@ class _MLPBase:
             raise ValueError(f"validation_fraction must be in (0, 1) (e.g. 0.2); got {frac!r}.")
         n_val = int(round(frac * n))
         if n_val < 1 or n - n_val < 1:
-            raise ValueError(f"validation_fraction={frac} leaves an empty training or validation part for n={n}.")
+            raise ValueError(f"validation_fraction={frac} leaves an empty training or validation part for "
+                             f"n_samples={n}.")
 
         rng = check_random_state(self.seed)
         perm = rng.permutation(n)
@@ -220,11 +229,9 @@ class _MLPBase:
         return self
 
     def _check_X(self, X):
-        if not hasattr(self, "_params"):
-            raise ValueError(f"this {type(self).__name__} is not fitted yet: call fit first.")
+        check_is_fitted(self, "_params")
         X = check_matrix(X, "X", dtype=self._params[0].dtype)
-        if X.shape[1] != self.n_features_in_:
-            raise ValueError(f"X has {X.shape[1]} features but the network was trained on {self.n_features_in_}.")
+        check_n_features(X, self.n_features_in_, "X", owner=self)
         return X
 
     @property
@@ -237,7 +244,7 @@ class _MLPBase:
         return [self._params[2 * i + 1] for i in range(len(self._params) // 2)]
 
 
-class MLPClassifier(_MLPBase):
+class MLPClassifier(ClassifierMixin, _MLPBase):
     """ReLU network classifier trained with minibatch Adam on softmax cross-entropy (module docstring).
 
     Parameters
@@ -263,25 +270,20 @@ class MLPClassifier(_MLPBase):
     Attributes
     ----------
     classes_, width_, n_params_, best_epoch_, n_epochs_, fit_time_, validation_curve_ (validation loss after each
-    epoch, entry 0 at initialisation), best_validation_loss_, coefs_, intercepts_.
+    epoch, entry 0 at initialisation), best_validation_loss_, coefs_, intercepts_, n_features_in_.
     """
 
     _classification = True
 
     def _encode_targets(self, y, n):
-        y = np.asarray(y)
-        if y.ndim != 1:
-            raise ValueError(f"y must be a 1-d array of class labels; got shape {y.shape}.")
-        if y.shape[0] != n:
-            raise ValueError(f"y has {y.shape[0]} labels but X has {n} rows; they must match.")
-        if y.dtype.kind == "f" and not np.all(np.isfinite(y)):
-            raise ValueError("y contains NaN or inf labels; drop those rows first.")
+        y = _check_labels(y, n)
         classes, inverse = np.unique(y, return_inverse=True)
         if classes.size < 2:
-            raise ValueError(f"the labels contain a single class ({classes.tolist()}); a classifier needs at least 2.")
+            raise ValueError(f"the labels contain a single class ({classes.tolist()}); a classifier needs at least 2 "
+                             "classes, got 1 class.")
         self.classes_ = classes
         T = np.zeros((n, classes.size))
-        T[np.arange(n), inverse] = 1.0
+        T[np.arange(n), inverse.ravel()] = 1.0
         return T
 
     def predict_proba(self, X):
@@ -298,27 +300,22 @@ class MLPClassifier(_MLPBase):
 
     def score(self, X, y):
         """Accuracy."""
-        return float(np.mean(self.predict(X) == np.asarray(y)))
+        pred = self.predict(X)
+        return float(np.mean(pred == _check_labels(y, pred.shape[0])))
 
 
-class MLPRegressor(_MLPBase):
+class MLPRegressor(RegressorMixin, _MLPBase):
     """ReLU network regressor trained with minibatch Adam on mean squared error of standardised targets.
 
     Parameters and attributes as in ``MLPClassifier`` (``n_outputs`` is the number of target columns).
     """
 
     _classification = False
+    _multi_output = True
 
     def _encode_targets(self, y, n):
-        y = np.asarray(y)
-        if y.dtype.kind not in "biuf":
-            raise ValueError(f"y must be numeric for regression; got dtype {y.dtype}.")
-        if y.ndim not in (1, 2) or y.shape[0] != n:
-            raise ValueError(f"y must have shape ({n},) or ({n}, n_outputs); got {y.shape}.")
-        if not np.all(np.isfinite(y)):
-            raise ValueError("y contains NaN or inf targets; drop or impute those rows first.")
-        self._was_1d = y.ndim == 1
-        return np.asarray(y, dtype=np.float64).reshape(n, -1)
+        Y, self._was_1d = _check_regression_targets(y, n)
+        return Y
 
     def predict(self, X):
         X = self._check_X(X)

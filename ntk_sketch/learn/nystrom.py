@@ -40,7 +40,14 @@ import math
 import numpy as np
 import scipy.linalg
 
-from .._validation import check_matrix, check_nonnegative_float, check_positive_int, check_random_state
+from .._base import BaseEstimator, TransformerMixin, check_is_fitted
+from .._validation import (
+    check_matrix,
+    check_n_features,
+    check_nonnegative_float,
+    check_positive_int,
+    check_random_state,
+)
 
 __all__ = ["NystromFeatures", "approximate_ridge_leverage_scores"]
 
@@ -84,7 +91,7 @@ def _kernel_diagonal(kernel, kernel_diag, X):
     return np.array([_kernel_block(kernel, X[i:i + 1], X[i:i + 1], "the diagonal")[0, 0] for i in range(X.shape[0])])
 
 
-def approximate_ridge_leverage_scores(X, kernel, lam, sample_size, *, seed=0, kernel_diag=None, batch_size=2048):
+def approximate_ridge_leverage_scores(X, kernel, lam, sample_size, *, seed=0, kernel_diag=None, chunk_size=2048):
     """Approximate ``lam``-ridge leverage scores of all rows of ``X`` from a uniform subsample (module docstring).
 
     Parameters
@@ -98,12 +105,15 @@ def approximate_ridge_leverage_scores(X, kernel, lam, sample_size, *, seed=0, ke
     seed : None, int or Generator
     kernel_diag : callable or None
         ``kernel_diag(X) -> (n,)`` diagonal of the kernel; computed row by row if None.
+    chunk_size : int
+        Rows per kernel block (bounds memory to ``chunk_size * sample_size``).
 
     Returns
     -------
     tau : (n,) float64, each in [0, 1]
     """
     lam = check_nonnegative_float(lam, "lam", strictly_positive=True)
+    chunk_size = check_positive_int(chunk_size, "chunk_size")
     n = X.shape[0]
     s = min(check_positive_int(sample_size, "sample_size"), n)
     rng = check_random_state(seed)
@@ -115,8 +125,8 @@ def approximate_ridge_leverage_scores(X, kernel, lam, sample_size, *, seed=0, ke
     chol = scipy.linalg.cho_factor(Kss + p * lam * np.eye(s), lower=True)
     diag = _kernel_diagonal(kernel, kernel_diag, X)
     tau = np.empty(n)
-    for start in range(0, n, batch_size):
-        stop = min(start + batch_size, n)
+    for start in range(0, n, chunk_size):
+        stop = min(start + chunk_size, n)
         Ksx = _kernel_block(kernel, Xs, X[start:stop], "K(S, X)")
         # k_iS (K_SS + p lam I)^{-1} k_Si, one column at a time, through the Cholesky factor.
         quad = np.einsum("ij,ij->j", Ksx, scipy.linalg.cho_solve(chol, Ksx))
@@ -124,7 +134,7 @@ def approximate_ridge_leverage_scores(X, kernel, lam, sample_size, *, seed=0, ke
     return np.clip(tau, 0.0, 1.0)
 
 
-class NystromFeatures:
+class NystromFeatures(TransformerMixin, BaseEstimator):
     """Nystrom feature map ``phi(x) = K(x, Z) K(Z, Z)^{+1/2}`` with uniform or ridge-leverage landmarks.
 
     Parameters
@@ -146,8 +156,8 @@ class NystromFeatures:
     kernel_diag : callable or None
         ``kernel_diag(X) -> (n,)`` for 'rls' with a custom kernel (else computed row by row); for the default NTK
         it is ``(depth + 1) |x|^2``.
-    batch_size : int
-        Rows per kernel block in ``transform`` (bounds memory to ``batch_size * m``).
+    chunk_size : int
+        Rows per kernel block in ``transform`` (bounds memory to ``chunk_size * m``).
     seed : None, int or Generator
 
     Attributes
@@ -162,7 +172,7 @@ class NystromFeatures:
     """
 
     def __init__(self, n_components=256, *, kernel=None, depth=1, landmarks="uniform", rls_lambda=None,
-                 rls_oversample=2.0, eig_cutoff=1e-10, kernel_diag=None, batch_size=2048, seed=0):
+                 rls_oversample=2.0, eig_cutoff=1e-10, kernel_diag=None, chunk_size=2048, seed=0):
         self.n_components = n_components
         self.kernel = kernel
         self.depth = depth
@@ -171,7 +181,7 @@ class NystromFeatures:
         self.rls_oversample = rls_oversample
         self.eig_cutoff = eig_cutoff
         self.kernel_diag = kernel_diag
-        self.batch_size = batch_size
+        self.chunk_size = chunk_size
         self.seed = seed
 
     def _resolve_kernel(self):
@@ -190,8 +200,13 @@ class NystromFeatures:
     def fit(self, X, y=None):
         """Choose the landmarks among the rows of ``X`` and compute ``K(Z, Z)^{+1/2}``."""
         m = check_positive_int(self.n_components, "n_components")
-        batch = check_positive_int(self.batch_size, "batch_size")
+        chunk = check_positive_int(self.chunk_size, "chunk_size")
         cutoff = check_nonnegative_float(self.eig_cutoff, "eig_cutoff")
+        if cutoff >= 1.0:
+            raise ValueError(
+                f"eig_cutoff is relative to the largest eigenvalue of K(Z, Z) and must be < 1 (e.g. 1e-10); got "
+                f"{self.eig_cutoff}, which would keep no eigenvalue and give all-zero features."
+            )
         if self.landmarks not in ("uniform", "rls"):
             raise ValueError(f"landmarks must be 'uniform' or 'rls'; got {self.landmarks!r}.")
         kernel, kernel_diag, two_d = self._resolve_kernel()
@@ -218,7 +233,7 @@ class NystromFeatures:
                 lam = check_nonnegative_float(self.rls_lambda, "rls_lambda", strictly_positive=True)
             s = min(n, int(math.ceil(over * m)))
             tau = approximate_ridge_leverage_scores(X, kernel, lam, s, seed=rng, kernel_diag=known_diag,
-                                                    batch_size=batch)
+                                                    chunk_size=chunk)
             self.leverage_scores_ = tau
             self.rls_lambda_ = lam
             # A small floor keeps every row drawable, so m distinct rows always exist.
@@ -239,17 +254,19 @@ class NystromFeatures:
         self.n_components_ = m
         self._kernel = kernel
         self._two_d = two_d
+        self.n_features_in_ = int(np.prod(X.shape[1:]))   # columns of X; values per row for n-d rows
         return self
 
     def transform(self, X):
-        """Features ``K(X, Z) K(Z, Z)^{+1/2}``, shape (n, m), float64, computed ``batch_size`` rows at a time."""
-        if not hasattr(self, "components_"):
-            raise ValueError("this NystromFeatures is not fitted yet: call fit(X) first.")
+        """Features ``K(X, Z) K(Z, Z)^{+1/2}``, shape (n, m), float64, computed ``chunk_size`` rows at a time."""
+        check_is_fitted(self, "components_")
         X = _check_rows_any(X, "X", self._two_d)
+        if X.ndim == 2 and self.landmarks_.ndim == 2:
+            check_n_features(X, self.landmarks_.shape[1], "X", owner=self)
         if X.shape[1:] != self.landmarks_.shape[1:]:
             raise ValueError(f"X rows have shape {X.shape[1:]} but the fitted rows had {self.landmarks_.shape[1:]}.")
         out = np.empty((X.shape[0], self.n_components_))
-        b = self.batch_size
+        b = self.chunk_size
         for start in range(0, X.shape[0], b):
             Kxz = _kernel_block(self._kernel, X[start:start + b], self.landmarks_, "K(X, Z)")
             out[start:start + b] = Kxz @ self.components_

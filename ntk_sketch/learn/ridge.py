@@ -1,8 +1,9 @@
-"""Ridge regression and classification on feature matrices, feature streams and exact kernels.
+"""Ridge regression and classification on feature matrices and feature streams.
 
 This is the learning step of the paper's experiments (Zandieh et al. 2021; docs/math.md §8): a linear
-model on the features of a sketch / random-feature map (``RidgeRegressor``, ``RidgeClassifier``), and exact kernel
-ridge regression as the reference (``KernelRidgeRegressor``, ``KernelRidgeClassifier``).
+model on the features of a sketch / random-feature map (``RidgeRegressor``, ``RidgeClassifier``).  Exact kernel
+ridge, the reference, is in ``kernel_ridge.py`` (``KernelRidgeRegressor``, ``KernelRidgeClassifier``); the
+streaming sufficient statistics are ``RidgeMoments`` in ``ridge_moments.py``.
 
 Objective
 ---------
@@ -48,7 +49,8 @@ and validation parts, ``F^T F``, ``F^T Y``, the column sums and the target momen
 O(D^2 + D k), never O(n D).  Validation squared errors follow exactly from these moments.  Validation ACCURACY of a
 classifier needs the validation rows once more: pass a callable that returns a fresh iterable (the stream is then
 read twice) or use ``selection='squared_error'``.  ``partial_fit`` / ``finalize`` are the same accumulation one
-chunk at a time.
+chunk at a time.  The two accumulators are ``RidgeMoments`` (``ridge_moments.py``), whose ``merged`` combines
+blocks in any order; ``fit_moments(train, validation)`` fits from moments reduced elsewhere (e.g. in parallel).
 """
 from __future__ import annotations
 
@@ -57,252 +59,54 @@ import numbers
 import numpy as np
 import scipy.linalg
 
-from .._validation import check_matrix, check_n_features, check_random_state
+from .._base import BaseEstimator, ClassifierMixin, RegressorMixin, check_is_fitted
+from .._validation import check_bool, check_n_features, check_random_state
+from ._checks import (
+    _best_index,
+    _binary_decision,
+    _check_fraction,
+    _check_labels,
+    _check_lambdas,
+    _check_regression_targets,
+    _check_rows,
+    _r2_pooled,
+    _r2_score,
+    _rmse,
+    default_relative_lambdas,
+)
+from .kernel_ridge import _dual_ridge
+from .ridge_moments import RidgeMoments
 
 __all__ = [
     "RidgeRegressor",
     "RidgeClassifier",
-    "KernelRidgeRegressor",
-    "KernelRidgeClassifier",
     "default_relative_lambdas",
     "feature_chunks",
 ]
 
 
-def default_relative_lambdas():
-    """The default grid of ``lam / trace(F^T F)``: 25 values, 3 per decade, from 1e-8 to 1."""
-    return np.logspace(-8.0, 0.0, 25)
-
-
-def feature_chunks(transform, X, y, batch_size=1024):
+def feature_chunks(transform, X, y, chunk_size=1024):
     """A re-iterable stream ``(transform(X[i:i+b]), y[i:i+b])`` for ``fit_stream``, never holding all features.
 
     Returns a zero-argument callable (so a classifier can read the validation rows twice; each pass recomputes
-    the features).  ``transform`` is e.g. the ``transform`` method of a fitted feature map.
+    the features).  ``transform`` is e.g. the ``transform`` method of a fitted feature map; ``chunk_size`` is the
+    number of rows per chunk.
     """
-    if isinstance(batch_size, (bool, np.bool_)) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer; got {batch_size!r}.")
+    if isinstance(chunk_size, (bool, np.bool_)) or not isinstance(chunk_size, numbers.Integral) or chunk_size < 1:
+        raise ValueError(f"chunk_size must be a positive integer; got {chunk_size!r}.")
     n = len(X)
     if len(y) != n:
         raise ValueError(f"X has {n} rows but y has {len(y)}; they must match.")
 
     def stream():
-        for start in range(0, n, batch_size):
-            yield transform(X[start:start + batch_size]), y[start:start + batch_size]
+        for start in range(0, n, chunk_size):
+            yield transform(X[start:start + chunk_size]), y[start:start + chunk_size]
 
     return stream
 
 
-# ----------------------------------------------------------------------------------------------- input checks
-def _check_lambdas(lambdas):
-    """Return (array of absolute lambdas or None, whether a single fixed value was given)."""
-    if lambdas is None:
-        return None, False
-    if isinstance(lambdas, numbers.Real) and not isinstance(lambdas, (bool, np.bool_)):
-        arr = np.array([float(lambdas)])
-        fixed = True
-    else:
-        try:
-            arr = np.asarray(lambdas, dtype=np.float64).ravel()
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"lambdas must be None, a positive number or a 1-d array of them; got {lambdas!r}.") from exc
-        fixed = arr.size == 1
-    if arr.size == 0:
-        raise ValueError("lambdas is empty; pass None for the default grid or at least one positive value.")
-    if not np.all(np.isfinite(arr)) or np.any(arr <= 0):
-        raise ValueError(f"lambdas must all be finite and > 0; got {arr}.")
-    return arr, fixed
-
-
-def _check_fraction(validation_fraction):
-    if isinstance(validation_fraction, (bool, np.bool_)) or not isinstance(validation_fraction, numbers.Real):
-        raise ValueError(f"validation_fraction must be a number in (0, 1); got {validation_fraction!r}.")
-    v = float(validation_fraction)
-    if not (0.0 < v < 1.0):
-        raise ValueError(f"validation_fraction must be in (0, 1) (e.g. 0.2); got {validation_fraction}.")
-    return v
-
-
-def _check_regression_targets(y, n_rows, name="y"):
-    """Float64 2-d targets (n, k); returns (Y, was_1d)."""
-    arr = np.asarray(y)
-    if arr.dtype.kind not in "biuf":
-        raise ValueError(f"{name} must be numeric for regression; got dtype {arr.dtype}.")
-    if arr.ndim not in (1, 2):
-        raise ValueError(f"{name} must be 1-d (n,) or 2-d (n, n_outputs); got shape {arr.shape}.")
-    if arr.shape[0] != n_rows:
-        raise ValueError(f"{name} has {arr.shape[0]} rows but the features have {n_rows}; they must match.")
-    arr = np.asarray(arr, dtype=np.float64)
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} contains NaN or inf targets; drop or impute those rows first.")
-    was_1d = arr.ndim == 1
-    return (arr[:, None] if was_1d else arr), was_1d
-
-
-def _check_labels(y, n_rows, name="y"):
-    arr = np.asarray(y)
-    if arr.ndim == 2 and arr.shape[1] == 1:
-        arr = arr[:, 0]
-    if arr.ndim != 1:
-        raise ValueError(f"{name} must be a 1-d array of class labels; got shape {arr.shape}.")
-    if arr.shape[0] != n_rows:
-        raise ValueError(f"{name} has {arr.shape[0]} labels but the features have {n_rows} rows; they must match.")
-    if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} contains NaN or inf labels; drop those rows first.")
-    if arr.dtype.kind == "c":
-        raise ValueError(f"{name} has complex dtype; class labels must be integers or strings.")
-    if arr.dtype.kind == "O":
-        raise ValueError(f"{name} has object dtype; pass integer or string labels.")
-    return arr
-
-
-def _check_rows(F, name, allow_empty_rows=False):
-    # Features keep float32 if given (accumulation is float64 anyway); everything else becomes float64.
-    return check_matrix(F, name, dtype=None, allow_empty_rows=allow_empty_rows)
-
-
-# --------------------------------------------------------------------------------------- selection helpers
-def _best_index(scores, sq_errors, lambdas):
-    """Index of the best lambda: highest score, ties broken by lower squared error, then larger lambda."""
-    order = np.lexsort((-lambdas, sq_errors, -scores))
-    return int(order[0])
-
-
-def _r2_pooled(sse, y_sq_sum, y_sum, n):
-    """1 - SSE/SST pooled over outputs, from moments: SST = sum_j (sum y_j^2 - (sum y_j)^2 / n)."""
-    sst = float(np.sum(y_sq_sum) - np.sum(y_sum**2) / n) if n > 0 else 0.0
-    if sst <= 0.0:
-        # Constant validation targets: fall back to the negative mean squared error (same ranking as SSE).
-        return -sse / max(n, 1)
-    return 1.0 - sse / sst
-
-
-
-def _r2_score(pred, y):
-    """R^2 = 1 - SSE/SST pooled over the outputs (regression ``score`` of the feature and kernel ridges)."""
-    Y, _ = _check_regression_targets(y, pred.shape[0])
-    sse = float(np.sum((pred - Y) ** 2))
-    sst = float(np.sum((Y - Y.mean(axis=0)) ** 2))
-    return 1.0 - sse / sst if sst > 0 else (1.0 if sse == 0 else -np.inf)
-
-
-def _rmse(pred, y):
-    Y, _ = _check_regression_targets(y, pred.shape[0])
-    return float(np.sqrt(np.mean((pred - Y) ** 2)))
-
-class _Moments:
-    """Float64 sufficient statistics of a set of rows: n, F^T F, sum F, and target moments.
-
-    For regression the targets are accumulated directly (F^T Y, sum Y, sum Y^2 per output).  For classification
-    only per-class row sums and counts are kept, so the classes need not be known in advance: the one-hot-minus-1/C
-    moments are formed in ``targets`` once the classes are known (``F^T Y[:, c] = S_c - sum F / C`` and so on).
-    """
-
-    def __init__(self, classification):
-        self.classification = classification
-        self.n = 0
-        self.G = None
-        self.sum_f = None
-        # regression
-        self.B = None
-        self.sum_y = None
-        self.sq_y = None
-        # classification
-        self.class_sums = {}
-        self.class_counts = {}
-
-    def ensure(self, d):
-        if self.G is None:
-            self.G = np.zeros((d, d))
-            self.sum_f = np.zeros(d)
-
-    def add(self, F, y):
-        F = np.asarray(F, dtype=np.float64)
-        self.ensure(F.shape[1])
-        if F.shape[0] == 0:
-            return
-        self.n += F.shape[0]
-        self.G += F.T @ F
-        self.sum_f += F.sum(axis=0)
-        if self.classification:
-            labels, inverse = np.unique(y, return_inverse=True)
-            onehot = np.zeros((F.shape[0], labels.size))
-            onehot[np.arange(F.shape[0]), inverse] = 1.0
-            sums = onehot.T @ F
-            counts = onehot.sum(axis=0)
-            for i, lab in enumerate(labels.tolist()):
-                if lab in self.class_sums:
-                    self.class_sums[lab] += sums[i]
-                    self.class_counts[lab] += counts[i]
-                else:
-                    self.class_sums[lab] = sums[i].copy()
-                    self.class_counts[lab] = counts[i]
-        else:
-            if self.B is None:
-                self.B = np.zeros((F.shape[1], y.shape[1]))
-                self.sum_y = np.zeros(y.shape[1])
-                self.sq_y = np.zeros(y.shape[1])
-            self.B += F.T @ y
-            self.sum_y += y.sum(axis=0)
-            self.sq_y += (y * y).sum(axis=0)
-
-    def targets(self, classes, k_outputs):
-        """(F^T Y, sum Y, sum Y^2 per output) for this part, given the classes (classification)."""
-        d = self.G.shape[0]
-        if not self.classification:
-            if self.B is None:
-                return np.zeros((d, k_outputs)), np.zeros(k_outputs), np.zeros(k_outputs)
-            return self.B, self.sum_y, self.sq_y
-        C = len(classes)
-        S = np.zeros((d, C))
-        counts = np.zeros(C)
-        for j, lab in enumerate(classes):
-            if lab in self.class_sums:
-                S[:, j] = self.class_sums[lab]
-                counts[j] = self.class_counts[lab]
-        B = S - np.outer(self.sum_f, np.full(C, 1.0 / C))
-        sum_y = counts - self.n / C
-        sq_y = counts * (1.0 - 1.0 / C) ** 2 + (self.n - counts) / C**2
-        return B, sum_y, sq_y
-
-    def merged(self, other):
-        out = _Moments(self.classification)
-        out.n = self.n + other.n
-        out.G = self.G + other.G
-        out.sum_f = self.sum_f + other.sum_f
-        if self.classification:
-            for src in (self, other):
-                for lab, s in src.class_sums.items():
-                    if lab in out.class_sums:
-                        out.class_sums[lab] = out.class_sums[lab] + s
-                        out.class_counts[lab] += src.class_counts[lab]
-                    else:
-                        out.class_sums[lab] = s.copy()
-                        out.class_counts[lab] = src.class_counts[lab]
-        else:
-            parts = [p for p in (self, other) if p.B is not None]
-            if parts:
-                out.B = sum(p.B for p in parts)
-                out.sum_y = sum(p.sum_y for p in parts)
-                out.sq_y = sum(p.sq_y for p in parts)
-        return out
-
-
-def _centred_system(m, B, sum_y, fit_intercept):
-    """Normal equations of (1) for a part: (G_c, B_c, mean_f, mean_y), centred when fitting an intercept."""
-    if fit_intercept:
-        mu_f = m.sum_f / m.n
-        mu_y = sum_y / m.n
-        Gc = m.G - m.n * np.outer(mu_f, mu_f)
-        Bc = B - m.n * np.outer(mu_f, mu_y)
-        # Re-symmetrise: the rank-one update can leave asymmetry of one ulp.
-        Gc = 0.5 * (Gc + Gc.T)
-        return Gc, Bc, mu_f, mu_y
-    return m.G, B, np.zeros_like(m.sum_f), np.zeros_like(sum_y)
-
-
 # ---------------------------------------------------------------------------------------- feature ridge
-class _FeatureRidge:
+class _FeatureRidge(BaseEstimator):
     _classification = False
 
     def __init__(self, lambdas=None, *, validation_fraction=0.2, fit_intercept=True, seed=0, solver="auto"):
@@ -325,14 +129,18 @@ class _FeatureRidge:
         return Y
 
     # ------------------------------------------------------------------------------------------- fitting
-    def fit(self, F, y):
-        """Fit on an in-memory feature matrix ``F`` (n, D) and targets ``y``; chooses ``lam`` as described above.
+    def fit(self, X, y):
+        """Fit on an in-memory feature matrix ``X`` (the features F, (n, D)) and targets ``y``; chooses ``lam``
+        as described above.
 
         Identical (up to float rounding) to ``fit_stream`` on any split of the rows into chunks.
         """
-        F = _check_rows(F, "F")
-        self._check_targets(y, F.shape[0])  # early, clear errors before any work
+        F = _check_rows(X, "X")
+        checked = self._check_targets(y, F.shape[0])  # early, clear errors before any work
+        if self._classification:
+            y = checked   # 1-d labels from here on (a column vector warns once, here)
         self._stream_1d = None
+        check_bool(self.fit_intercept, "fit_intercept")
         if self.solver not in ("auto", "primal", "dual"):
             raise ValueError(f"solver must be 'auto', 'primal' or 'dual'; got {self.solver!r}.")
         if self.solver == "dual" or (self.solver == "auto" and F.shape[1] > F.shape[0]):
@@ -351,7 +159,8 @@ class _FeatureRidge:
             classes = np.unique(labels)
             if classes.size < 2:
                 raise ValueError(
-                    f"the training labels contain a single class ({classes.tolist()}); a classifier needs at least 2."
+                    f"the training labels contain a single class ({classes.tolist()}); a classifier needs at least 2 "
+                    "classes, got 1 class."
                 )
             self.classes_ = classes
             Y = (labels[:, None] == classes[None, :]).astype(np.float64) - 1.0 / classes.size
@@ -396,43 +205,55 @@ class _FeatureRidge:
         return self.finalize(second_pass=chunks if callable(chunks) else None)
 
     def _reset(self):
+        check_bool(self.fit_intercept, "fit_intercept")
         self._lambdas_abs, self._fixed = _check_lambdas(self.lambdas)
         if not self._fixed:
             self._fraction = _check_fraction(self.validation_fraction)
         self._rng = check_random_state(self.seed)
-        self._train = _Moments(self._classification)
-        self._val = _Moments(self._classification)
+        self._train = RidgeMoments(self._classification)
+        self._val = RidgeMoments(self._classification)
         self._masks = []
         self._n_features = None
         self._stream_1d = None
+        self._declared_classes = None
         self._started = True
-        for attr in ("coef_", "intercept_", "best_lambda_", "_W"):
+        for attr in ("coef_", "intercept_", "best_lambda_", "_W", "n_features_in_"):
             if hasattr(self, attr):
                 delattr(self, attr)
 
-    def partial_fit(self, F, y):
-        """Accumulate one chunk of rows (float64 moments); call ``finalize()`` after the last chunk.
+    def partial_fit(self, X, y, classes=None):
+        """Accumulate one chunk of rows ``X`` (features) with targets ``y`` (float64 moments); call ``finalize()``
+        after the last chunk.
 
-        The first call after construction, ``fit`` or ``finalize`` starts a new accumulation.
+        The first call after construction, ``fit`` or ``finalize`` starts a new accumulation.  ``classes``
+        (classifier only, optional): every class label of the whole stream, for classes that may be missing from
+        the chunks; ``classes_`` is then their union with the labels seen.
         """
         if not getattr(self, "_started", False):
             self._reset()
-        F = _check_rows(F, "F_chunk", allow_empty_rows=True)   # an empty chunk in a stream is harmless
+        F = _check_rows(X, "X", allow_empty_rows=True)   # an empty chunk in a stream is harmless
         y = self._check_targets(y, F.shape[0])
+        if classes is not None:
+            if not self._classification:
+                raise ValueError("classes is for classifiers; a regressor takes real targets.")
+            declared = np.unique(_check_labels(classes, len(classes), "classes"))
+            self._declared_classes = declared if self._declared_classes is None else \
+                np.union1d(self._declared_classes, declared)
         if self._n_features is None:
             self._n_features = F.shape[1]
-            self._train.ensure(F.shape[1])
-            self._val.ensure(F.shape[1])
+            self.n_features_in_ = F.shape[1]
         elif F.shape[1] != self._n_features:
             raise ValueError(
-                f"F_chunk has {F.shape[1]} features but earlier chunks had {self._n_features}; they must match."
+                f"X has {F.shape[1]} features, but {type(self).__name__} is expecting {self._n_features} features "
+                f"as input: earlier chunks had {self._n_features}; they must match."
             )
         if self._fixed:
             self._train.add(F, y)
             self._masks.append(None)
             return self
         # Validation rows by a seeded Bernoulli mask, drawn in stream order: rng.random(a) then rng.random(b)
-        # gives the same numbers as rng.random(a + b), so the split does not depend on the chunking.
+        # gives the same numbers as rng.random(a + b), so the split does not depend on the chunking
+        # (ridge_moments.validation_mask replays any block of it).
         val = self._rng.random(F.shape[0]) < self._fraction
         self._masks.append(np.packbits(val))
         self._train.add(F[~val], y[~val])
@@ -448,17 +269,84 @@ class _FeatureRidge:
             Optional zero-argument callable returning the same stream again (same chunks, same order); used by a
             classifier to score the validation rows by accuracy.
         """
-        if not getattr(self, "_started", False) or self._n_features is None or self._train.n + self._val.n == 0:
+        if not getattr(self, "_started", False) or self._n_features is None or \
+                self._train.n_rows + self._val.n_rows == 0:
             raise ValueError("no data: call partial_fit with at least one non-empty chunk before finalize().")
         self._started = False
-        full = self._train.merged(self._val)
+        rows = None if second_pass is None else (lambda: self._masked_rows(second_pass))
+        return self._fit_from_moments(self._train, self._val, rows)
+
+    def fit_moments(self, train, validation=None, *, validation_rows=None):
+        """Fit from precomputed moments (``RidgeMoments``) of the training and validation parts.
+
+        The same selection and final solve as ``finalize``, for moments accumulated elsewhere, e.g. blocks of a
+        distributed data set summarised in parallel and reduced with ``RidgeMoments.merged``
+        (``ridge_moments.validation_mask`` reproduces this estimator's split block by block).
+
+        Parameters
+        ----------
+        train : RidgeMoments
+            Moments of the rows the models of the grid are fitted on.
+        validation : RidgeMoments or None
+            Moments of the held-out rows that choose ``lam``.  Needed for a grid; with a single ``lam`` its rows
+            join the final fit (as in ``fit``, where the final fit uses every row).
+        validation_rows : callable or None
+            Classifier only: a zero-argument callable returning an iterable of ``(F_val_chunk, y_val_chunk)``
+            pairs holding exactly the validation rows, to choose ``lam`` by accuracy.  Without it the selection
+            uses the squared error (``selection='accuracy'`` then raises).
+        """
+        self._started = False
+        self._declared_classes = None
+        check_bool(self.fit_intercept, "fit_intercept")
+        for name, m in (("train", train), ("validation", validation)):
+            if m is None and name == "validation":
+                continue
+            if not isinstance(m, RidgeMoments):
+                raise TypeError(f"{name} must be a RidgeMoments; got {type(m).__name__}.")
+            if m.classification != self._classification:
+                kind = "classification" if self._classification else "regression"
+                raise ValueError(f"{name} holds the wrong kind of moments: {type(self).__name__} needs {kind} moments.")
+        self._lambdas_abs, self._fixed = _check_lambdas(self.lambdas)
+        if validation is None:
+            if not self._fixed:
+                raise ValueError(
+                    "choosing lam from a grid needs validation moments: pass validation=, or a single lambda."
+                )
+            validation = RidgeMoments(self._classification)
+        if train.n_features is None or train.n_rows + validation.n_rows == 0:
+            raise ValueError("no data: the moments hold no rows.")
+        if validation.n_features is not None and validation.n_features != train.n_features:
+            raise ValueError(
+                f"validation has {validation.n_features} features but train has {train.n_features}; they must match."
+            )
+        self._n_features = train.n_features
+        if not self._classification:
+            ks = {m.cross.shape[1] for m in (train, validation) if m.cross is not None}
+            if len(ks) > 1:
+                raise ValueError(f"train and validation hold different numbers of outputs ({sorted(ks)}).")
+            self._stream_k = ks.pop()
+            self._stream_1d = bool(train.targets_1d if train.cross is not None else validation.targets_1d)
+        if self._fixed:
+            train, validation = train.merged(validation), RidgeMoments(self._classification)
+        return self._fit_from_moments(train, validation, validation_rows)
+
+    def _fit_from_moments(self, train, val, validation_rows):
+        self._train, self._val = train, val
+        full = train.merged(val)
         classes = None
         k = None
         if self._classification:
-            classes = np.array(sorted(full.class_sums.keys()))
+            classes = full.classes()
+            declared = getattr(self, "_declared_classes", None)
+            if declared is not None:
+                unknown = np.setdiff1d(classes, declared)
+                if unknown.size:
+                    raise ValueError(f"the labels {unknown.tolist()} are not among the classes passed to partial_fit.")
+                classes = declared
             if classes.size < 2:
                 raise ValueError(
-                    f"the training labels contain a single class ({classes.tolist()}); a classifier needs at least 2."
+                    f"the training labels contain a single class ({classes.tolist()}); a classifier needs at least 2 "
+                    "classes, got 1 class."
                 )
             self.classes_ = classes
             k = classes.size
@@ -466,7 +354,7 @@ class _FeatureRidge:
             k = self._stream_k
         self.n_features_in_ = self._n_features
         Bf, sum_yf, _ = full.targets(classes, k)
-        Gf, Bfc, mu_f, mu_y = _centred_system(full, Bf, sum_yf, self.fit_intercept)
+        Gf, Bfc, mu_f, mu_y = full.centred(Bf, sum_yf, self.fit_intercept)
         trace = float(np.trace(Gf))
         if self._lambdas_abs is None:
             scale = trace if trace > 0 else 1.0
@@ -474,37 +362,38 @@ class _FeatureRidge:
         else:
             lambdas = self._lambdas_abs
         self.lambdas_ = lambdas
-        self.n_train_ = self._train.n
-        self.n_validation_ = self._val.n
+        self.n_train_ = train.n_rows
+        self.n_validation_ = val.n_rows
         if self._fixed:
             self.best_lambda_ = float(lambdas[0])
             self.validation_scores_ = None
             self.selection_ = None
         else:
-            self._select(lambdas, classes, k, second_pass)
+            self._select(lambdas, classes, k, validation_rows)
         self._solve_full(Gf, Bfc, mu_f, mu_y, self.best_lambda_)
         return self
 
-    def _select(self, lambdas, classes, k, second_pass):
+    def _select(self, lambdas, classes, k, validation_rows):
         tr, va = self._train, self._val
-        if tr.n == 0 or va.n == 0:
+        if tr.n_rows == 0 or va.n_rows == 0:
             raise ValueError(
-                f"the validation split left {tr.n} training and {va.n} validation rows; use more data or a "
-                "validation_fraction further from 0 and 1, or pass a single lambda to skip the selection."
+                f"the validation split of n_samples={tr.n_rows + va.n_rows} rows left {tr.n_rows} training and "
+                f"{va.n_rows} validation rows; use more data or a validation_fraction further from 0 and 1, or pass "
+                "a single lambda to skip the selection."
             )
         Bt, sum_yt, _ = tr.targets(classes, k)
-        Gt, Btc, mu_ft, mu_yt = _centred_system(tr, Bt, sum_yt, self.fit_intercept)
-        n_full = tr.n + va.n
+        Gt, Btc, mu_ft, mu_yt = tr.centred(Bt, sum_yt, self.fit_intercept)
+        n_full = tr.n_rows + va.n_rows
         # One eigendecomposition for the whole grid; the penalty on the part is lam * n_part / n (module doc).
         s, V = scipy.linalg.eigh(Gt)
         s = np.maximum(s, 0.0)
         Q = V.T @ Btc                          # (D, k): coefficients in the eigenbasis are Q / (s + lam')
-        lam_part = lambdas * (tr.n / n_full)
+        lam_part = lambdas * (tr.n_rows / n_full)
         Bv, sum_yv, sq_yv = va.targets(classes, k)
         Vt_mu = V.T @ mu_ft
-        P = V.T @ va.G @ V                     # validation F^T F in the eigenbasis
+        P = V.T @ va.gram @ V                  # validation F^T F in the eigenbasis
         r = V.T @ Bv
-        sf = V.T @ va.sum_f
+        sf = V.T @ va.col_sum
         sse = np.empty(lambdas.size)
         coefs = []
         for i, lam in enumerate(lam_part):
@@ -512,59 +401,78 @@ class _FeatureRidge:
             b = mu_yt - Vt_mu @ W
             # |F_v W + 1 b^T - Y_v|^2 expanded into validation moments (exact, no rows stored).
             val = (np.sum(sq_yv) - 2.0 * np.sum(W * r) - 2.0 * b @ sum_yv + np.sum(W * (P @ W))
-                   + 2.0 * b @ (W.T @ sf) + va.n * (b @ b))
+                   + 2.0 * b @ (W.T @ sf) + va.n_rows * (b @ b))
             sse[i] = max(val, 0.0)
             coefs.append((W, b))
         selection = getattr(self, "selection", None)
         if self._classification:
             if selection not in ("auto", "accuracy", "squared_error"):
                 raise ValueError(f"selection must be 'auto', 'accuracy' or 'squared_error'; got {selection!r}.")
-            if selection == "accuracy" and second_pass is None:
+            if selection == "accuracy" and validation_rows is None:
                 raise ValueError(
                     "selection='accuracy' needs the validation rows twice: pass fit_stream a callable returning a "
                     "fresh iterable, call finalize(second_pass=...), or use selection='squared_error'."
                 )
-            use_acc = selection != "squared_error" and second_pass is not None
+            use_acc = selection != "squared_error" and validation_rows is not None
         else:
             use_acc = False
         if use_acc:
-            scores = self._validation_accuracy(second_pass, V, coefs, classes)
+            scores = self._validation_accuracy(validation_rows, V, coefs, classes)
             self.selection_ = "accuracy"
         elif self._classification:
-            scores = -sse / va.n
+            scores = -sse / va.n_rows
             self.selection_ = "squared_error"
         else:
-            scores = np.array([_r2_pooled(e, sq_yv, sum_yv, va.n) for e in sse])
+            scores = np.array([_r2_pooled(e, sq_yv, sum_yv, va.n_rows) for e in sse])
             self.selection_ = "r2"
         self.validation_scores_ = scores
-        self.validation_squared_errors_ = sse / va.n
+        self.validation_squared_errors_ = sse / va.n_rows
         self.best_lambda_ = float(lambdas[_best_index(scores, sse, lambdas)])
 
-    def _validation_accuracy(self, second_pass, V, coefs, classes):
-        correct = np.zeros(len(coefs))
-        n_val = 0
-        stream = second_pass()
+    def _masked_rows(self, second_pass):
+        """The validation rows of a second pass over the stream, chunk by chunk, by the masks of the first."""
         n_chunks = 0
-        for idx, item in enumerate(stream):
-            Fc, yc = item
+        for idx, item in enumerate(second_pass()):
+            try:
+                Fc, yc = item
+            except (TypeError, ValueError) as exc:
+                raise ValueError("each element of the stream must be a pair (F_chunk, y_chunk).") from exc
             if idx >= len(self._masks):
                 raise ValueError("the second pass of the stream has more chunks than the first; it must repeat it.")
             Fc = _check_rows(Fc, "F_chunk", allow_empty_rows=True)
             yc = _check_labels(yc, Fc.shape[0])
-            if self._masks[idx].size != (Fc.shape[0] + 7) // 8:
+            if self._masks[idx] is None or self._masks[idx].size != (Fc.shape[0] + 7) // 8:
                 raise ValueError("the second pass of the stream has different chunk sizes; it must repeat the first.")
             mask = np.unpackbits(self._masks[idx], count=Fc.shape[0]).astype(bool)
             n_chunks += 1
-            if not mask.any():
+            yield Fc[mask], yc[mask]
+        if n_chunks != len(self._masks):
+            raise ValueError("the second pass of the stream differs from the first; it must repeat the same chunks.")
+
+    def _validation_accuracy(self, validation_rows, V, coefs, classes):
+        correct = np.zeros(len(coefs))
+        n_val = 0
+        for item in validation_rows():
+            try:
+                Fv, yv = item
+            except (TypeError, ValueError) as exc:
+                raise ValueError("each element of validation_rows must be a pair (F_chunk, y_chunk).") from exc
+            Fv = _check_rows(Fv, "F_chunk", allow_empty_rows=True)
+            truth = _check_labels(yv, Fv.shape[0])
+            if Fv.shape[0] == 0:
                 continue
-            Z = np.asarray(Fc[mask], dtype=np.float64) @ V
-            truth = yc[mask]
+            if Fv.shape[1] != self._n_features:
+                raise ValueError(f"a validation chunk has {Fv.shape[1]} features; expected {self._n_features}.")
+            Z = np.asarray(Fv, dtype=np.float64) @ V
             n_val += truth.size
             for i, (W, b) in enumerate(coefs):
                 pred = classes[np.argmax(Z @ W + b, axis=1)]
                 correct[i] += np.count_nonzero(pred == truth)
-        if n_chunks != len(self._masks) or n_val != self._val.n:
-            raise ValueError("the second pass of the stream differs from the first; it must repeat the same chunks.")
+        if n_val != self._val.n_rows:
+            raise ValueError(
+                f"the second pass of the stream differs from the first: it held {n_val} validation rows, the "
+                f"moments {self._val.n_rows}; it must repeat the same chunks."
+            )
         return correct / n_val
 
     def _solve_full(self, G, B, mu_f, mu_y, lam):
@@ -583,19 +491,18 @@ class _FeatureRidge:
             self.intercept_ = float(b[0])
 
     # ---------------------------------------------------------------------------------------- prediction
-    def _check_fitted(self):
-        if not hasattr(self, "_W"):
-            raise ValueError(f"this {type(self).__name__} is not fitted yet: call fit, fit_stream or finalize first.")
-
-    def _decision(self, F):
-        self._check_fitted()
-        F = _check_rows(F, "F")
-        check_n_features(F, self.n_features_in_, "F")
+    def _decision(self, X):
+        check_is_fitted(self, "_W", "This {name} instance is not fitted yet: call fit, fit_stream or finalize first.")
+        F = _check_rows(X, "X")
+        check_n_features(F, self.n_features_in_, "X", owner=self)
         return np.asarray(F, dtype=np.float64) @ self._W + self._b
 
 
-class RidgeRegressor(_FeatureRidge):
+class RidgeRegressor(RegressorMixin, _FeatureRidge):
     """Ridge regression on features with ``lam`` chosen on a validation split (module docstring, eq. (1)).
+
+    ``fit(X, y)`` / ``predict(X)`` take the feature matrix (``F`` in the formulas; ``X`` in the signatures, as in
+    scikit-learn, so the model can follow a feature map in a ``Pipeline``).
 
     Parameters
     ----------
@@ -620,25 +527,27 @@ class RidgeRegressor(_FeatureRidge):
     lambdas_, validation_scores_ : the grid and its validation R^2 (pooled over outputs).
     validation_squared_errors_ : the grid's validation mean squared errors (summed over outputs).
     n_train_, n_validation_ : rows in the two parts of the split.
+    n_features_in_ : D, the number of features (set by ``fit``, or by the first ``partial_fit``).
     """
 
     _classification = False
+    _multi_output = True
 
-    def predict(self, F):
-        """Predictions ``F w + b``: shape (n,) for 1-d training targets, (n, k) otherwise."""
-        out = self._decision(F)
+    def predict(self, X):
+        """Predictions ``X w + b`` for features ``X``: shape (n,) for 1-d training targets, (n, k) otherwise."""
+        out = self._decision(X)
         return out[:, 0] if self._stream_1d else out
 
-    def score(self, F, y):
+    def score(self, X, y):
         """R^2 = 1 - SSE/SST pooled over the outputs."""
-        return _r2_score(self._decision(F), y)
+        return _r2_score(self._decision(X), y)
 
-    def rmse(self, F, y):
+    def rmse(self, X, y):
         """Root mean squared error (over rows and outputs)."""
-        return _rmse(self._decision(F), y)
+        return _rmse(self._decision(X), y)
 
 
-class RidgeClassifier(_FeatureRidge):
+class RidgeClassifier(ClassifierMixin, _FeatureRidge):
     """Ridge classifier on features: targets one-hot minus 1/C, prediction by argmax (docs/math.md §8).
 
     Parameters are those of ``RidgeRegressor`` (but ``fit_intercept`` defaults to False, the paper's
@@ -651,7 +560,7 @@ class RidgeClassifier(_FeatureRidge):
 
     Attributes
     ----------
-    classes_ : sorted class labels.
+    classes_ : sorted class labels (with ``partial_fit(classes=...)``: the declared ones).
     selection_ : the criterion actually used.
     Others as in ``RidgeRegressor``; ``validation_scores_`` are accuracies (or minus mean squared errors).
     """
@@ -664,225 +573,20 @@ class RidgeClassifier(_FeatureRidge):
                          solver=solver)
         self.selection = selection
 
-    def decision_function(self, F):
-        """The C outputs ``F w + b`` (n, C); the predicted class is the argmax."""
-        return self._decision(F)
-
-    def predict(self, F):
-        return self.classes_[np.argmax(self._decision(F), axis=1)]
-
-    def score(self, F, y):
-        """Accuracy."""
-        pred = self.predict(F)
-        truth = _check_labels(y, pred.shape[0])
-        return float(np.mean(pred == truth))
-
-
-# ----------------------------------------------------------------------------------------- kernel ridge
-def _centre_gram(K, fit_intercept):
-    """Doubly centred Gram (centring in feature space) and the statistics needed to centre cross-kernels."""
-    if not fit_intercept:
-        return K, (None, None)
-    col_mean = K.mean(axis=0)
-    tot_mean = float(col_mean.mean())
-    Kc = K - col_mean[None, :] - col_mean[:, None] + tot_mean
-    return 0.5 * (Kc + Kc.T), (col_mean, tot_mean)
-
-
-def _centre_cross(Kx, col_mean, tot_mean, fit_intercept):
-    """Centre K(X, X_train) consistently with ``_centre_gram`` of K(X_train, X_train)."""
-    if not fit_intercept:
-        return Kx
-    return Kx - col_mean[None, :] - Kx.mean(axis=1)[:, None] + tot_mean
-
-
-def _dual_ridge(K, Y, labels, classes, lambdas, validation_fraction, seed, fit_intercept, criterion):
-    """Kernel ridge with the module's lambda selection, in the dual: ``alpha = (K_c + lam I)^{-1} (Y - mean Y)``.
-
-    One eigendecomposition of the training part's (centred) K for the whole grid, the penalty ``lam n_part / n``
-    on the part, the same seeded Bernoulli split and default grid as the primal (feature) solver.  ``criterion``
-    is 'r2', 'accuracy' or 'squared_error'.  Returns a dict of the fitted quantities.
-    """
-    n = K.shape[0]
-    K = 0.5 * (K + K.T)
-    lambdas_abs, fixed = _check_lambdas(lambdas)
-    Kc_full, centre = _centre_gram(K, fit_intercept)
-    trace = float(np.trace(Kc_full))
-    grid = lambdas_abs if lambdas_abs is not None else (trace if trace > 0 else 1.0) * default_relative_lambdas()
-    out = {"lambdas_": grid, "centre": centre, "validation_scores_": None, "validation_squared_errors_": None}
-    if fixed:
-        out.update(best_lambda_=float(grid[0]), n_train_=n, n_validation_=0)
-    else:
-        fraction = _check_fraction(validation_fraction)
-        val = check_random_state(seed).random(n) < fraction   # the same draw as the primal solver's
-        tr = ~val
-        n_tr, n_val = int(tr.sum()), int(val.sum())
-        if n_tr == 0 or n_val == 0:
-            raise ValueError(
-                f"the validation split left {n_tr} training and {n_val} validation rows; use more data or another "
-                "validation_fraction, or pass a single lambda."
-            )
-        Ktt_c, (col_mean, tot_mean) = _centre_gram(K[np.ix_(tr, tr)], fit_intercept)
-        Kvt_c = _centre_cross(K[np.ix_(val, tr)], col_mean, tot_mean, fit_intercept)
-        Yt, Yv = Y[tr], Y[val]
-        mu_t = Yt.mean(axis=0) if fit_intercept else np.zeros(Y.shape[1])
-        s, U = scipy.linalg.eigh(Ktt_c)
-        s = np.maximum(s, 0.0)
-        Qy = U.T @ (Yt - mu_t)
-        KU = Kvt_c @ U
-        scores = np.empty(grid.size)
-        sse = np.empty(grid.size)
-        for i, lam in enumerate(grid * (n_tr / n)):
-            pred = KU @ (Qy / (s + lam)[:, None]) + mu_t
-            sse[i] = np.sum((pred - Yv) ** 2)
-            if criterion == "accuracy":
-                scores[i] = np.mean(classes[np.argmax(pred, axis=1)] == labels[val])
-            elif criterion == "squared_error":
-                scores[i] = -sse[i] / n_val
-            else:
-                scores[i] = _r2_pooled(sse[i], np.sum(Yv**2, axis=0), Yv.sum(axis=0), n_val)
-        out.update(best_lambda_=float(grid[_best_index(scores, sse, grid)]), n_train_=n_tr, n_validation_=n_val,
-                   validation_scores_=scores, validation_squared_errors_=sse / n_val)
-    mu_y = Y.mean(axis=0) if fit_intercept else np.zeros(Y.shape[1])
-    out["alpha"] = scipy.linalg.solve(Kc_full + out["best_lambda_"] * np.eye(n), Y - mu_y, assume_a="pos")
-    out["mu_y"] = mu_y
-    return out
-
-
-class _KernelRidge:
-    _classification = False
-
-    def __init__(self, kernel, lambdas=None, *, validation_fraction=0.2, fit_intercept=True, seed=0):
-        self.kernel = kernel
-        self.lambdas = lambdas
-        self.validation_fraction = validation_fraction
-        self.fit_intercept = fit_intercept
-        self.seed = seed
-
-    def _gram(self, A, B, name):
-        K = np.asarray(self.kernel(A, B), dtype=np.float64)
-        if K.shape != (A.shape[0], B.shape[0]):
-            raise ValueError(f"kernel returned shape {K.shape} for {name}; expected {(A.shape[0], B.shape[0])}.")
-        if not np.all(np.isfinite(K)):
-            raise ValueError(f"kernel returned NaN or inf values for {name}.")
-        return K
-
-    def _targets(self, y, n):
-        if self._classification:
-            labels = _check_labels(y, n)
-            classes = np.unique(labels)
-            if classes.size < 2:
-                raise ValueError(
-                    f"the training labels contain a single class ({classes.tolist()}); a classifier needs at least 2."
-                )
-            self.classes_ = classes
-            C = classes.size
-            Y = (labels[:, None] == classes[None, :]).astype(np.float64) - 1.0 / C
-            self._was_1d = False
-            return Y, labels
-        Y, was_1d = _check_regression_targets(y, n)
-        self._was_1d = was_1d
-        return Y, None
-
-    def fit(self, X, y):
-        """Fit on training inputs ``X`` (or the (n, n) training Gram matrix if ``kernel='precomputed'``)."""
-        if isinstance(self.kernel, str) and self.kernel == "precomputed":
-            K = check_matrix(X, "X (precomputed Gram matrix)")
-            if K.shape[0] != K.shape[1]:
-                raise ValueError(f"with kernel='precomputed', X must be the square (n, n) training Gram; got {K.shape}.")
-            self._X = None
-        else:
-            if not callable(self.kernel):
-                raise ValueError("kernel must be a callable kernel(X1, X2) -> (n1, n2) array or 'precomputed'.")
-            Xa = np.asarray(X)
-            if Xa.ndim < 2 or Xa.shape[0] == 0:
-                raise ValueError(f"X must be an array of rows (n, ...) with n >= 1; got shape {Xa.shape}.")
-            if Xa.dtype.kind in "biuf" and not np.all(np.isfinite(Xa)):
-                raise ValueError("X contains NaN or inf; remove or impute those entries first.")
-            self._X = Xa
-            K = self._gram(Xa, Xa, "the training Gram matrix")
-        n = K.shape[0]
-        Y, labels = self._targets(y, n)
-        res = _dual_ridge(K, Y, labels, self.classes_ if self._classification else None, self.lambdas,
-                          self.validation_fraction, self.seed, self.fit_intercept,
-                          "accuracy" if self._classification else "r2")
-        for name in ("lambdas_", "best_lambda_", "validation_scores_", "validation_squared_errors_", "n_train_",
-                     "n_validation_"):
-            setattr(self, name, res[name])
-        self.dual_coef_ = res["alpha"]
-        self._mu_y = res["mu_y"]
-        self._centre = res["centre"]
-        self._n_fit = n
-        return self
-
-    def _decision(self, X):
-        if not hasattr(self, "dual_coef_"):
-            raise ValueError(f"this {type(self).__name__} is not fitted yet: call fit first.")
-        if isinstance(self.kernel, str) and self.kernel == "precomputed":
-            Kx = check_matrix(X, "X (precomputed test-by-train kernel)")
-            if Kx.shape[1] != self._n_fit:
-                raise ValueError(
-                    f"with kernel='precomputed', predict needs K(X_test, X_train) of shape (n_test, {self._n_fit}); "
-                    f"got {Kx.shape}."
-                )
-        else:
-            Xa = np.asarray(X)
-            if Xa.shape[1:] != self._X.shape[1:]:
-                raise ValueError(f"X rows have shape {Xa.shape[1:]} but training rows had {self._X.shape[1:]}.")
-            Kx = self._gram(Xa, self._X, "K(X, X_train)")
-        col_mean, tot_mean = self._centre
-        return _centre_cross(Kx, col_mean, tot_mean, self.fit_intercept) @ self.dual_coef_ + self._mu_y
-
-
-class KernelRidgeRegressor(_KernelRidge):
-    """Exact kernel ridge regression, ``alpha = (K + lam I)^{-1} (Y - mean Y)``, with the feature ridge's ``lam``
-    selection (module docstring; one eigendecomposition of the training part's K for the whole grid).
-
-    For n up to a few thousand (O(n^2) memory, O(n^3) time).
-
-    Parameters
-    ----------
-    kernel : callable or 'precomputed'
-        ``kernel(X1, X2) -> (n1, n2)``, e.g. ``functools.partial(ntk_kernel, depth=2)``; with 'precomputed',
-        ``fit`` takes the (n, n) training Gram and ``predict`` the (n_test, n) test-by-train kernel.
-    lambdas, validation_fraction, fit_intercept, seed :
-        As in ``RidgeRegressor``; the split draws the same mask as the feature ridge with the same seed, and the
-        intercept is the feature-space one (doubly centred Gram), so a feature map with ``F F^T = K`` gives the
-        same ``lam`` and the same predictions.
-    """
-
-    _classification = False
-
-    def predict(self, X):
-        out = self._decision(X)
-        return out[:, 0] if self._was_1d else out
-
-    def score(self, X, y):
-        """R^2 = 1 - SSE/SST pooled over the outputs."""
-        return _r2_score(self._decision(X), y)
-
-    def rmse(self, X, y):
-        """Root mean squared error (over rows and outputs)."""
-        return _rmse(self._decision(X), y)
-
-
-class KernelRidgeClassifier(_KernelRidge):
-    """Exact kernel ridge classifier: targets one-hot minus 1/C, argmax prediction, ``lam`` chosen by validation
-    accuracy (ties broken by squared error).  ``fit_intercept`` defaults to False as in ``RidgeClassifier``."""
-
-    _classification = True
-
-    def __init__(self, kernel, lambdas=None, *, validation_fraction=0.2, fit_intercept=False, seed=0):
-        super().__init__(kernel, lambdas, validation_fraction=validation_fraction, fit_intercept=fit_intercept,
-                         seed=seed)
-
     def decision_function(self, X):
-        return self._decision(X)
+        """Scores of the classes for features ``X``: (n, C) for C > 2 classes, the predicted class is the argmax.
+
+        For two classes, scikit-learn's convention: shape (n,), positive for ``classes_[1]``.  It is the
+        difference of the two outputs, which equals the output of a ridge fitted on targets +-1.
+        """
+        return _binary_decision(self._decision(X))
 
     def predict(self, X):
-        return self.classes_[np.argmax(self._decision(X), axis=1)]
+        out = self._decision(X)   # first: raises NotFittedError before fit
+        return self.classes_[np.argmax(out, axis=1)]
 
     def score(self, X, y):
+        """Accuracy."""
         pred = self.predict(X)
         truth = _check_labels(y, pred.shape[0])
         return float(np.mean(pred == truth))

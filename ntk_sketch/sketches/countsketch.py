@@ -44,6 +44,7 @@ import numba
 import numpy as np
 import scipy.sparse as sp
 
+from .._base import BaseEstimator, TransformerMixin, check_is_fitted
 from .._validation import check_matrix, check_n_features, check_positive_int, check_random_state
 
 __all__ = ["CountSketchTables", "draw_countsketch", "apply_countsketch", "CountSketch"]
@@ -167,11 +168,11 @@ def apply_countsketch(X, tables: CountSketchTables, *, name="X"):
     return out
 
 
-class CountSketch:
+class CountSketch(TransformerMixin, BaseEstimator):
     """OSNAP / CountSketch map R^d -> R^m with ``s`` non-zeros per column (docs/math.md §4).
 
-    The random tables are drawn once, in ``__init__``, from ``seed``; ``transform`` then applies the same matrix to
-    every batch.  ``E <S x, S y> = <x, y>`` exactly.
+    The random tables are drawn once, in ``fit``, from ``seed``; ``transform`` then applies the same matrix to
+    every batch: ``CountSketch(d, m, seed=0).fit().transform(X)``.  ``E <S x, S y> = <x, y>`` exactly.
 
     Parameters
     ----------
@@ -185,25 +186,44 @@ class CountSketch:
 
     Attributes
     ----------
+    n_features_in_ : int
+        ``d``.
     tables_ : CountSketchTables
         ``indices`` (d, s) int64 and ``signs`` (d, s) float64, for the njit kernels of this module.
     """
+
+    _accept_sparse = True
+    _preserves_float32 = True
 
     def __init__(self, d, m, *, s=1, seed=None):
         self.d = d
         self.m = m
         self.s = s
         self.seed = seed
-        self.tables_ = draw_countsketch(d, m, s, seed)
+
+    def fit(self, X=None, y=None):
+        """Draw the random tables from ``seed``; returns ``self``.
+
+        ``X`` is optional (the input dimension is the parameter ``d``); when given, only its number of columns is
+        checked against ``d``.  ``y`` is ignored.
+        """
+        tables = draw_countsketch(self.d, self.m, self.s, self.seed)
+        if X is not None:
+            check_n_features(check_matrix(X, "X", dtype=None, accept_sparse=True), self.d, owner=self)
+        self.tables_ = tables
+        self.n_features_in_ = int(self.d)
+        return self
 
     def transform(self, X):
         """Sketch the rows of ``X`` (dense (n, d) array or scipy.sparse matrix) -> (n, m)."""
+        check_is_fitted(self, "tables_")
         return apply_countsketch(X, self.tables_)
 
     __call__ = transform
 
     def to_dense(self):
         """The (m, d) matrix S as a dense float64 array (for tests and small examples)."""
+        check_is_fitted(self, "tables_")
         S = np.zeros((self.tables_.m, self.tables_.indices.shape[0]))
         for k in range(self.tables_.indices.shape[1]):
             S[self.tables_.indices[:, k], np.arange(S.shape[1])] += self.tables_.signs[:, k]

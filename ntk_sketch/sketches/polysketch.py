@@ -66,6 +66,7 @@ import numba
 import numpy as np
 import scipy.sparse as sp
 
+from .._base import BaseEstimator, TransformerMixin, check_is_fitted
 from .._validation import check_matrix, check_n_features, check_positive_int, check_random_state
 from .countsketch import draw_countsketch
 from .srht import _srht_dense, _srht_sparse, draw_srht, next_pow2
@@ -446,8 +447,10 @@ def weighted_concat(Z, coefficients):
     return F
 
 
-class PolySketch:
+class PolySketch(TransformerMixin, BaseEstimator):
     """PolySketch of every degree 1..p (docs/math.md §4; Ahle et al. 2020), tables drawn once from ``seed``.
+
+    ``PolySketch(d, m, p, seed=0).fit().transform(X)``: the tables are drawn in ``fit``.
 
     Parameters
     ----------
@@ -465,8 +468,13 @@ class PolySketch:
 
     Attributes
     ----------
+    n_features_in_ : int
+        ``d``.
     tables_ : PolySketchTables
     """
+
+    _accept_sparse = True
+    _preserves_float32 = True
 
     def __init__(self, d, m, degree, *, base="osnap", s=1, seed=None):
         self.d = d
@@ -475,14 +483,28 @@ class PolySketch:
         self.base = base
         self.s = s
         self.seed = seed
-        self.tables_ = draw_polysketch(d, m, degree, base, s, seed)
+
+    def fit(self, X=None, y=None):
+        """Draw the random tables from ``seed``; returns ``self``.
+
+        ``X`` is optional (the input dimension is the parameter ``d``); when given, only its number of columns is
+        checked against ``d``.  ``y`` is ignored.
+        """
+        tables = draw_polysketch(self.d, self.m, self.degree, self.base, self.s, self.seed)
+        if X is not None:
+            check_n_features(check_matrix(X, "X", dtype=None, accept_sparse=True), self.d, owner=self)
+        self.tables_ = tables
+        self.n_features_in_ = int(self.d)
+        return self
 
     def transform(self, X):
         """(n, p, m) array with ``[:, l - 1] = Q^l x^(l)`` (``E <Q^l x^(l), Q^l y^(l)> = <x, y>^l``)."""
+        check_is_fitted(self, "tables_")
         return apply_polysketch(X, self.tables_)
 
     __call__ = transform
 
     def polynomial_features(self, X, coefficients):
         """(n, 1 + p m) features of ``sum_l c_l <x, y>^l``; see :func:`polynomial_features`."""
+        check_is_fitted(self, "tables_")
         return polynomial_features(X, coefficients, self.tables_)

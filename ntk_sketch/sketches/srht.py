@@ -41,6 +41,7 @@ import numba
 import numpy as np
 import scipy.sparse as sp
 
+from .._base import BaseEstimator, TransformerMixin, check_is_fitted
 from .._validation import check_matrix, check_n_features, check_positive_int, check_random_state
 
 __all__ = ["SRHTTables", "draw_srht", "apply_srht", "SRHT", "fwht", "next_pow2"]
@@ -243,11 +244,12 @@ def apply_srht(X, tables: SRHTTables, *, name="X"):
     return out
 
 
-class SRHT:
+class SRHT(TransformerMixin, BaseEstimator):
     """Subsampled randomized Hadamard transform R^d -> R^m (docs/math.md §4), ``E <Sx, Sy> = <x, y>``.
 
-    The random signs and sampled rows are drawn once, in ``__init__``; ``transform`` applies the same map to
-    every batch.  With ``m = N`` (a power of two >= d) it is an exact isometry.
+    The random signs and sampled rows are drawn once, in ``fit``; ``transform`` applies the same map to
+    every batch: ``SRHT(d, m, seed=0).fit().transform(X)``.  With ``m = N`` (a power of two >= d) it is an exact
+    isometry.
 
     Parameters
     ----------
@@ -257,23 +259,42 @@ class SRHT:
 
     Attributes
     ----------
+    n_features_in_ : int
+        ``d``.
     tables_ : SRHTTables
     """
+
+    _accept_sparse = True
+    _preserves_float32 = True
 
     def __init__(self, d, m, *, seed=None):
         self.d = d
         self.m = m
         self.seed = seed
-        self.tables_ = draw_srht(d, m, seed)
+
+    def fit(self, X=None, y=None):
+        """Draw the random tables from ``seed``; returns ``self``.
+
+        ``X`` is optional (the input dimension is the parameter ``d``); when given, only its number of columns is
+        checked against ``d``.  ``y`` is ignored.
+        """
+        tables = draw_srht(self.d, self.m, self.seed)
+        if X is not None:
+            check_n_features(check_matrix(X, "X", dtype=None, accept_sparse=True), self.d, owner=self)
+        self.tables_ = tables
+        self.n_features_in_ = int(self.d)
+        return self
 
     def transform(self, X):
         """Sketch the rows of ``X`` (dense (n, d) or scipy.sparse matrix) -> (n, m)."""
+        check_is_fitted(self, "tables_")
         return apply_srht(X, self.tables_)
 
     __call__ = transform
 
     def to_dense(self):
         """The (m, d) matrix as a dense float64 array (for tests and small examples)."""
+        check_is_fitted(self, "tables_")
         t = self.tables_
         H = fwht(np.eye(t.n_pad))  # symmetric, so rows of H are its columns
         return t.scale * H[t.rows][:, : t.signs.shape[0]] * t.signs[None, :]

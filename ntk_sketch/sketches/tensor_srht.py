@@ -43,6 +43,7 @@ from typing import NamedTuple
 import numba
 import numpy as np
 
+from .._base import BaseEstimator, check_is_fitted
 from .._validation import check_matrix, check_n_features, check_positive_int, check_random_state
 from .srht import _fwht, next_pow2
 
@@ -163,7 +164,7 @@ def tensor_srht(X, Y, tables: TensorSRHTTables):
     return out
 
 
-class TensorSRHT:
+class TensorSRHT(BaseEstimator):
     """TensorSRHT R^d1 (x) R^d2 -> R^m (docs/math.md §4): ``E <S(x(x)y), S(x'(x)y')> = <x,x'><y,y'>``.
 
     Parameters
@@ -174,8 +175,12 @@ class TensorSRHT:
         Sketch dimension.
     seed : None, int, SeedSequence or numpy.random.Generator
 
+    The tables are drawn in ``fit`` from ``seed``: ``TensorSRHT(d1, d2, m, seed=0).fit().transform(X, Y)``.
+
     Attributes
     ----------
+    n_features_in_ : int
+        ``d1 * d2``, the dimension of the tensor products ``x (x) y`` the map sketches.
     tables_ : TensorSRHTTables
     """
 
@@ -184,10 +189,24 @@ class TensorSRHT:
         self.d2 = d2
         self.m = m
         self.seed = seed
-        self.tables_ = draw_tensor_srht(d1, d2, m, seed)
+
+    def fit(self, X=None, Y=None):
+        """Draw the random tables from ``seed``; returns ``self``.
+
+        ``X`` and ``Y`` are optional (the factor lengths are the parameters ``d1``, ``d2``); when given, only their
+        numbers of columns are checked.
+        """
+        tables = draw_tensor_srht(self.d1, self.d2, self.m, self.seed)
+        for A, d, name in ((X, self.d1, "X"), (Y, self.d2, "Y")):
+            if A is not None:
+                check_n_features(check_matrix(A, name, dtype=None), d, name, owner=self)
+        self.tables_ = tables
+        self.n_features_in_ = int(self.d1) * int(self.d2)
+        return self
 
     def transform(self, X, Y):
         """Sketch ``X[r] (x) Y[r]`` for every row r -> (n, m)."""
+        check_is_fitted(self, "tables_")
         return tensor_srht(X, Y, self.tables_)
 
     __call__ = transform
