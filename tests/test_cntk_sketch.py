@@ -10,9 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ntk_sketch.kernels.cntk_exact import cntk_kernel
-from ntk_sketch.features.cntk_sketch import CNTKSketch, _normalisers
+from ntk_sketch.features.cntk_sketch import CNTKSketch
 from ntk_sketch.kernels.polynomials import arccos_polynomials, polynomial_ntk_cosine_kernel
-from naive import cntk_normalisers_naive
 
 # Coefficients used by most tests: one fitted pair on [0, 1] (all test images are non-negative) and one Taylor
 # pair, passed explicitly so that the tests do not refit polynomials for every seed.
@@ -41,22 +40,6 @@ def _gram_over_seeds(X, n_seeds, **kw):
 
 def _rel(A, B):
     return np.linalg.norm(A - B) / np.linalg.norm(B)
-
-
-# ------------------------------------------------------------------------------------------------ exact pieces
-@pytest.mark.parametrize("padding,q", [("valid", 3), ("same", 3), ("valid", 2), ("same", 1)])
-def test_normalisers_match_naive(padding, q):
-    x = _images(1, 7, 6, 2, 0)[0]
-    L = 2
-    from ntk_sketch.kernels.cntk_exact import cntk_grid_sizes
-    dims = np.array(cntk_grid_sizes(7, 6, L, q, padding), dtype=np.int64)
-    off = -((q - 1) // 2) if padding == "same" else 0
-    sqn = np.zeros((L, 42))
-    _normalisers(x, dims, q, off, L, sqn, np.zeros((2, 42)))
-    ref = cntk_normalisers_naive(x, L, q, padding)
-    for h in range(L):
-        hh, wh = dims[h + 1]
-        np.testing.assert_allclose(sqn[h, :hh * wh].reshape(hh, wh) ** 2, ref[h], rtol=1e-12, atol=1e-14)
 
 
 # ------------------------------------------------------------------------------------------------ expectation
