@@ -244,7 +244,7 @@ def cntk_sketch_naive(x, tables, q, padding="valid", fix_first=True, fix_last=Tr
         """C_h(cat): CountSketch matrix or SRHT of the patch concatenation, into R^d."""
         if T.patch_srht:
             return srht_naive(patch.srht_signs[h][:len(cat)], patch.srht_rows[h], patch.scale, patch.n_pad[h], cat)
-        S = countsketch_matrix_naive(patch.cs_index[h][:len(cat)], patch.cs_signs[h][:len(cat)], d)
+        S = countsketch_matrix_naive(patch.cs_index[h][:len(cat), None], patch.cs_signs[h][:len(cat), None], d)
         return S @ cat
 
     # stage 1: input layer on grid 1

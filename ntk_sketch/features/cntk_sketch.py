@@ -45,7 +45,7 @@ TensorSRHT and the output SRHT.  Per-layer tables are stacked along a first axis
 the hidden-layer ones) and zero-padded to a common length; the sizes ``d_in``, ``d_g``, ``d_t``, ``d_pp`` say
 how much of each row is used.  The sketches are applied with the njit kernels of :mod:`ntk_sketch.sketches`
 (``_signed_fwht``, ``_tensor_srht``, ``_tensor_srht_combine``, ``_srht_from_work``, ``_srht_dense``,
-``_countsketch_add_block``).
+``_countsketch1_add_block``).
 
 Every random map is unbiased and independent of its inputs, so for L = 1 (where the polynomial inputs are exact)
 the features are unbiased for the CNTK with the polynomials; deeper, a polynomial of degree >= 2 of an unbiased
@@ -79,7 +79,7 @@ from .._validation import check_images, check_positive_int, check_random_state
 from ..kernels.cntk_geometry import (_image_normalisers, _patch_sum, check_architecture, check_fixed_layers,
                                      check_receptive_field, cntk_grid_sizes, patch_offset)
 from ..kernels.polynomials import arccos_polynomials
-from ..sketches.countsketch import _countsketch_add_block, draw_countsketch
+from ..sketches.countsketch import _countsketch1_add_block, draw_countsketch
 from ..sketches.srht import SRHTTables, _srht_dense, _srht_from_work, draw_srht
 from ..sketches.tensor_srht import (TensorSRHTTables, _signed_fwht, _tensor_srht, _tensor_srht_combine,
                                     draw_tensor_srht)
@@ -119,13 +119,13 @@ class HiddenTensorTables(NamedTuple):
 class PatchTables(NamedTuple):
     """Stage 5, hidden layers h = 0..L-2: compression of a q^2-fold patch concatenation (length q^2 dim) to R^d.
 
-    CountSketch (``CNTKSketchTables.patch_srht`` False): ``cs_index``, ``cs_signs``, the (q^2 dim, 1) tables of
-    :func:`ntk_sketch.sketches.countsketch.draw_countsketch`; SRHT: ``srht_signs``, ``srht_rows``, ``n_pad``,
+    CountSketch (``CNTKSketchTables.patch_srht`` False): ``cs_index``, ``cs_signs``, the single columns of the
+    (q^2 dim, 1) tables of :func:`ntk_sketch.sketches.countsketch.draw_countsketch`; SRHT: ``srht_signs``, ``srht_rows``, ``n_pad``,
     ``scale`` of :func:`ntk_sketch.sketches.srht.draw_srht`.  The tables of the other kind are zeros.
     """
 
-    cs_index: np.ndarray  # int64 (max(L-1, 1), max q^2 dim, 1)
-    cs_signs: np.ndarray  # float64 (max(L-1, 1), max q^2 dim, 1)
+    cs_index: np.ndarray  # int64 (max(L-1, 1), max q^2 dim)
+    cs_signs: np.ndarray  # float64 (max(L-1, 1), max q^2 dim)
     srht_signs: np.ndarray  # float64 (max(L-1, 1), max q^2 dim)
     srht_rows: np.ndarray  # int64 (max(L-1, 1), d)
     n_pad: np.ndarray  # int64 (max(L-1, 1),)
@@ -247,10 +247,9 @@ def draw_cntk_sketch_tables(image_shape, depth, filter_size, degree, pixel_dim, 
     def patch_tables(lst):
         cs = [None if srht else t for t in lst]  # CountSketchTables or None
         sr = [t if srht else None for t in lst]  # SRHTTables or None
-        z2 = np.zeros((1, 1))
         return PatchTables(
-            _pad_stack([t.indices if t is not None else z2 for t in cs] or [z2], np.int64),
-            _pad_stack([t.signs if t is not None else z2 for t in cs] or [z2], np.float64),
+            _pad_stack([t.indices[:, 0] if t is not None else z1 for t in cs] or [z1], np.int64),
+            _pad_stack([t.signs[:, 0] if t is not None else z1 for t in cs] or [z1], np.float64),
             _pad_stack([t.signs if t is not None else z1 for t in sr] or [z1], np.float64),
             _pad_stack([t.rows if t is not None else zd for t in sr] or [zd], np.int64),
             np.array([t.n_pad if t is not None else 1 for t in sr] or [1], dtype=np.int64), 1.0 / np.sqrt(d))
@@ -270,7 +269,7 @@ def draw_cntk_sketch_tables(image_shape, depth, filter_size, degree, pixel_dim, 
 
 
 # ------------------------------------------------------------------------------------------------ njit stages
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _sq(v):
     s = 0.0
     for k in range(v.shape[0]):
@@ -278,7 +277,7 @@ def _sq(v):
     return s
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _rescale(v, target):
     """Scale v to norm ``target`` (left as is when it is 0: nothing to rescale)."""
     s = _sq(v)
@@ -288,7 +287,7 @@ def _rescale(v, target):
             v[k] *= c
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _input_layer(x, dims, q, off, fix_first, norms, F, PP, pdiag):
     """Stage 1, on grid 1: F[p] = phi0_p = concat_{t = a q + b} x[p + (a, b) + off] (zero outside the image).
 
@@ -316,7 +315,7 @@ def _input_layer(x, dims, q, off, fix_first, norms, F, PP, pdiag):
             pdiag[pix] = 0.0 if fix_first else norms[0, pix]
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _unit_powers(powers, h, f, f_sq, degree, renorm, u, Z, work_u, work_z):
     """Stage 2: u = f / |f| (``f_sq = |f|^2 > 0``) and Z[l-2] = Z_l = T_{h,l}(Z_{l-1}, u), l = 2..p (Z_1 = u).
 
@@ -339,7 +338,7 @@ def _unit_powers(powers, h, f, f_sq, degree, renorm, u, Z, work_u, work_z):
             _rescale(Z[l - 2], 1.0)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _g_and_gdot(sqrt_c0, sqrt_c1, sqrt_n, u, Z, degree, g, gdot):
     """Stage 3: g = sqrt(N) [sqrt(c1_0), sqrt(c1_1) u, sqrt(c1_l) Z_l ...], gdot = [sqrt(c0_0), sqrt(c0_1) u, ...]."""
     din = u.shape[0]
@@ -361,15 +360,19 @@ def _g_and_gdot(sqrt_c0, sqrt_c1, sqrt_n, u, Z, degree, g, gdot):
             gdot[o + k] = a0 * zl[k]
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _tensor_product(signs1, signs2, rows1, rows2, scale, n_pad1, n_pad2, a, b, out, work1, work2, renorm):
     """Stages 4 and 6: out = TensorSRHT(a (x) b), rescaled to its exact norm |a| |b| with ``renorm``."""
-    _tensor_srht(signs1, signs2, rows1, rows2, scale, a, b, out, work1[:n_pad1], work2[:n_pad2])
+    w1 = work1[:n_pad1]
+    w2 = work2[:n_pad2]
+    _signed_fwht(signs1, a, w1)
+    _signed_fwht(signs2, b, w2)
+    _tensor_srht_combine(rows1, rows2, scale, w1, w2, out)
     if renorm:
         _rescale(out, np.sqrt(_sq(a) * _sq(b)))
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _compress_patch(patch, use_srht, h, src, hs, ws, i, j, q, off, dim, exact_first, d, out, work):
     """Stage 5: out[:d] = C_h((1/q) concat_{t = a q + b} src[pixel (i+a+off, j+b+off), :dim]), zero outside.
 
@@ -382,6 +385,8 @@ def _compress_patch(patch, use_srht, h, src, hs, ws, i, j, q, off, dim, exact_fi
     head = out[:d]
     wk = work[:patch.n_pad[h]]
     signs = patch.srht_signs[h]
+    cs_index = patch.cs_index[h]
+    cs_signs = patch.cs_signs[h]
     if use_srht:
         wk[:] = 0.0
     else:
@@ -398,7 +403,7 @@ def _compress_patch(patch, use_srht, h, src, hs, ws, i, j, q, off, dim, exact_fi
                     for k in range(v.shape[0]):
                         wk[start + k] = signs[start + k] * v[k]
                 else:
-                    _countsketch_add_block(patch.cs_index[h], patch.cs_signs[h], start, v, head)
+                    _countsketch1_add_block(cs_index, cs_signs, start, v, head)
                 if exact_first:
                     out[d + t] = src[ii * ws + jj, 0] * inv_q
             elif exact_first:
@@ -451,7 +456,7 @@ def _patch_sums(T, h, dims, q, off, renorm, norms, G, MM, pdiag, F, PP, pdiag_ne
                     _rescale(pp, np.sqrt(pd))
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _pool_pixel(T, fix_last, renorm, pp, gdot, g, acc, tmp, work1, work2):
     """Stage 6, one pixel of grid L: acc += [T_L(pp, gdot) (if P_{L-1} != 0), g (unless fix_last)]."""
     o = 0
@@ -499,6 +504,9 @@ def _image_features(x, T, dims, q, off, fix_first, fix_last, renorm,
         last = h == n_layers - 1
         hh, wh = dims[h + 1, 0], dims[h + 1, 1]
         din, dg, dt, dpp = T.d_in[h], T.d_g[h], T.d_t[h], T.d_pp[h]
+        sqrt_c0, sqrt_c1 = T.sqrt_c0[h], T.sqrt_c1[h]
+        ht = T.hidden_tensor
+        t_signs1, t_signs2, t_rows1, t_rows2 = ht.signs1[h], ht.signs2[h], ht.rows1[h], ht.rows2[h]
         for pix in range(hh * wh):
             f = F[pix, :din]
             g = G[pix, :dg]
@@ -512,12 +520,11 @@ def _image_features(x, T, dims, q, off, fix_first, fix_last, renorm,
                 continue
             _unit_powers(T.powers, h, f, f_sq, degree, renorm, u, Z, work2, work1)
             gd = gdot[:dg]
-            _g_and_gdot(T.sqrt_c0[h], T.sqrt_c1[h], np.sqrt(nn), u[:din], Z, degree, g, gd)
+            _g_and_gdot(sqrt_c0, sqrt_c1, np.sqrt(nn), u[:din], Z, degree, g, gd)
             if not last:
                 if dt > 0:
-                    ht = T.hidden_tensor
-                    _tensor_product(ht.signs1[h], ht.signs2[h], ht.rows1[h], ht.rows2[h], ht.scale, ht.n_pad1[h],
-                                    ht.n_pad2[h], PP[pix, :dpp], gd, MM[pix, :dt], work1, work2, renorm)
+                    _tensor_product(t_signs1, t_signs2, t_rows1, t_rows2, ht.scale, ht.n_pad1[h], ht.n_pad2[h],
+                                    PP[pix, :dpp], gd, MM[pix, :dt], work1, work2, renorm)
             else:
                 _pool_pixel(T, fix_last, renorm, PP[pix, :dpp], gd, g, acc, tmp, work1, work2)
         if not last:
