@@ -287,7 +287,7 @@ def _rescale(v, target):
             v[k] *= c
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True)
 def _input_layer(x, dims, q, off, fix_first, norms, F, PP, pdiag):
     """Stage 1, on grid 1: F[p] = phi0_p = concat_{t = a q + b} x[p + (a, b) + off] (zero outside the image).
 
