@@ -497,8 +497,8 @@ def _image_features(x, T, dims, q, off, fix_first, fix_last, renorm,
     """
     n_layers = dims.shape[0] - 1
     degree = T.sqrt_c0.shape[1] - 1
-    _image_normalisers(x, dims, q, off, norms, col, tmp)
-    _input_layer(x, dims, q, off, fix_first, norms, F, PP, pdiag[0])
+    _image_normalisers(x, dims, q, off, norms, col, tmp)  # exact N_h (cntk_geometry)
+    _input_layer(x, dims, q, off, fix_first, norms, F, PP, pdiag[0])  # stage 1
     acc[:] = 0.0
     for h in range(n_layers):  # layer h + 1 of docs/math.md §3, on grid h + 1
         last = h == n_layers - 1
@@ -518,20 +518,20 @@ def _image_features(x, T, dims, q, off, fix_first, fix_last, renorm,
                 if not last:
                     MM[pix, :dt] = 0.0
                 continue
-            _unit_powers(T.powers, h, f, f_sq, degree, renorm, u, Z, work2, work1)
+            _unit_powers(T.powers, h, f, f_sq, degree, renorm, u, Z, work2, work1)  # stage 2
             gd = gdot[:dg]
-            _g_and_gdot(sqrt_c0, sqrt_c1, np.sqrt(nn), u[:din], Z, degree, g, gd)
+            _g_and_gdot(sqrt_c0, sqrt_c1, np.sqrt(nn), u[:din], Z, degree, g, gd)  # stage 3
             if not last:
-                if dt > 0:
+                if dt > 0:  # stage 4
                     _tensor_product(t_signs1, t_signs2, t_rows1, t_rows2, ht.scale, ht.n_pad1[h], ht.n_pad2[h],
                                     PP[pix, :dpp], gd, MM[pix, :dt], work1, work2, renorm)
-            else:
+            else:  # stage 6, per pixel
                 _pool_pixel(T, fix_last, renorm, PP[pix, :dpp], gd, g, acc, tmp, work1, work2)
-        if not last:
+        if not last:  # stage 5
             _patch_sums(T, h, dims, q, off, renorm, norms, G, MM, pdiag[h % 2], F, PP, pdiag[1 - h % 2], col, tmp,
                         work1)
     hl, wl = dims[n_layers, 0], dims[n_layers, 1]
-    _pool(T, acc, 1.0 / (q * float(hl * wl)), out, work1)
+    _pool(T, acc, 1.0 / (q * float(hl * wl)), out, work1)  # stage 6
 
 
 def _workspace_sizes(T, image_shape):
