@@ -194,28 +194,6 @@ def cntk_matrix_naive(X1, X2, depth, q, padding="valid", fix_first=True, fix_las
     return np.array([[cntk_naive(x, y, depth, q, padding, fix_first, fix_last, k0, k1) for y in X2] for x in X1])
 
 
-# ------------------------------------------------------------------------------------------------ cntk_sketch
-def cntk_normalisers_naive(x, depth, q, padding="valid"):
-    """N_0..N_{depth-1} of one image (docs/math.md §3): N_0 = patch sum of |x_p|^2, N_h = (1/q^2) patch sum of
-    N_{h-1}, zero outside the grid; returned as a list of 2-d arrays on grids 1..depth."""
-    offsets = list(range(q)) if padding == "valid" else list(range(-(q - 1) // 2, (q - 1) // 2 + 1))
-    N = (np.asarray(x, dtype=np.float64) ** 2).sum(axis=2)
-    out = []
-    for h in range(depth):
-        H, W = N.shape
-        Ho, Wo = (H - q + 1, W - q + 1) if padding == "valid" else (H, W)
-        M = np.zeros((Ho, Wo))
-        for i in range(Ho):
-            for j in range(Wo):
-                for a in offsets:
-                    for b in offsets:
-                        if 0 <= i + a < H and 0 <= j + b < W:
-                            M[i, j] += N[i + a, j + b]
-        N = M if h == 0 else M / (q * q)
-        out.append(N)
-    return out
-
-
 # ----------------------------------------------------------------------------------- nystrom / ridge (learning)
 def nystrom_gram_naive(K_xz, K_zz, K_zy):
     """Nystrom approximation K(X, Z) K(Z, Z)^+ K(Z, Y) with numpy's pseudo-inverse."""
@@ -231,3 +209,128 @@ def ridge_leverage_scores_naive(K, lam):
         e[i] = 1.0
         out[i] = K[i] @ np.linalg.solve(K + lam * np.eye(n), e)
     return out
+
+
+# ------------------------------------------------------------------------------------------------ cntk_sketch
+def cntk_sketch_naive(x, tables, q, padding="valid", fix_first=True, fix_last=True, renormalize=True):
+    """CNTKSketch features of one image x (H, W, C) with the given CNTKSketchTables, stage by stage as the module
+    docstring of ntk_sketch.features.cntk_sketch writes them (docs/math.md §7): per-pixel vectors in nested
+    lists, explicit concatenations, explicit CountSketch and Hadamard matrices (the references above), norms by
+    numpy.  Nothing is shared between pixels or reused between degrees except what the math shares."""
+    T = tables
+    x = np.asarray(x, dtype=np.float64)
+    H, W, C = x.shape
+    L = len(T.d_in)
+    d = T.pixel_dim
+    p = T.sqrt_c0.shape[1] - 1
+    offsets = list(range(q)) if padding == "valid" else list(range(-(q - 1) // 2, (q - 1) // 2 + 1))
+    N = cntk_normalisers_naive(x, L, q, padding)  # N[h]: N_h on grid h + 1
+
+    def rescaled(v, target):
+        n = float(np.linalg.norm(v))
+        return v * (target / n) if renormalize and n > 0.0 else v
+
+    def tensor(signs1, signs2, rows1, rows2, scale, n_pad1, n_pad2, a, b):
+        t = tensor_srht_naive(signs1[:len(a)], signs2[:len(b)], rows1, rows2, scale, n_pad1, n_pad2, a, b)
+        return rescaled(t, float(np.linalg.norm(a) * np.linalg.norm(b)))
+
+    def neighbours(grid, i, j, dim):
+        """The q^2 vectors of the patch of (i, j), row-major, zeros outside the grid."""
+        hs, ws = len(grid), len(grid[0])
+        return [grid[i + a][j + b] if 0 <= i + a < hs and 0 <= j + b < ws else np.zeros(dim)
+                for a in offsets for b in offsets]
+
+    def compress(patch, h, cat):
+        """C_h(cat): CountSketch matrix or SRHT of the patch concatenation, into R^d."""
+        if T.patch_srht:
+            return srht_naive(patch.srht_signs[h][:len(cat)], patch.srht_rows[h], patch.scale, patch.n_pad[h], cat)
+        S = countsketch_matrix_naive(patch.cs_index[h][:len(cat), None], patch.cs_signs[h][:len(cat), None], d)
+        return S @ cat
+
+    # stage 1: input layer on grid 1
+    H1, W1 = N[0].shape
+    xs = [[x[i, j] for j in range(W)] for i in range(H)]
+    F = [[np.concatenate(neighbours(xs, i, j, C)) for j in range(W1)] for i in range(H1)]
+    PP = [[np.zeros(0) if fix_first else F[i][j].copy() for j in range(W1)] for i in range(H1)]
+    pdiag = np.zeros((H1, W1)) if fix_first else N[0].copy()  # P_0[p, p](x, x)
+    pooled = None
+    for h in range(L):
+        Hh, Wh = N[h].shape
+        last = h == L - 1
+        G = [[None] * Wh for _ in range(Hh)]
+        MM = [[None] * Wh for _ in range(Hh)]
+        pooled = []
+        for i in range(Hh):
+            for j in range(Wh):
+                f = F[i][j]
+                nn = N[h][i, j]
+                if nn == 0.0 or float(f @ f) == 0.0:  # zero patch: every feature is 0
+                    G[i][j] = np.zeros(T.d_g[h])
+                    MM[i][j] = np.zeros(T.d_t[h])
+                    continue
+                # stage 2: powers of u
+                u = f / np.linalg.norm(f)
+                Z = [u]
+                for l in range(2, p + 1):
+                    P = T.powers
+                    z = tensor_srht_naive(P.z_signs[h, l - 2][:len(Z[-1])], P.u_signs[h][:len(u)], P.z_rows[h, l - 2],
+                                          P.u_rows[h, l - 2], P.scale, P.z_n_pad[h, l - 2], P.u_n_pad[h], Z[-1], u)
+                    Z.append(rescaled(z, 1.0))
+                # stage 3: g ~ G_h and gdot ~ Gdot_h
+                g = math.sqrt(nn) * np.concatenate([[T.sqrt_c1[h, 0]]] + [T.sqrt_c1[h, l] * Z[l - 1]
+                                                                         for l in range(1, p + 1)])
+                gdot = np.concatenate([[T.sqrt_c0[h, 0]]] + [T.sqrt_c0[h, l] * Z[l - 1] for l in range(1, p + 1)])
+                G[i][j] = g
+                if not last:
+                    # stage 4: P_{h-1} Gdot_h
+                    Ht = T.hidden_tensor
+                    MM[i][j] = (tensor(Ht.signs1[h], Ht.signs2[h], Ht.rows1[h], Ht.rows2[h], Ht.scale, Ht.n_pad1[h],
+                                       Ht.n_pad2[h], PP[i][j], gdot) if T.d_t[h] > 0 else np.zeros(0))
+                else:
+                    # stage 6: the pixel's share of the pooled vector
+                    parts = []
+                    if T.has_final_tensor:
+                        ft = T.final_tensor
+                        parts.append(tensor(ft.signs1, ft.signs2, ft.rows1, ft.rows2, ft.scale, ft.n_pad1,
+                                            ft.n_pad2, PP[i][j], gdot))
+                    if not fix_last:
+                        parts.append(g)
+                    pooled.append(np.concatenate(parts))
+        if last:
+            break
+        # stage 5: patch sums onto grid h + 2
+        Hn, Wn = N[h + 1].shape
+        p0_one = float((T.sqrt_c0[h] ** 2).sum())
+        p1_one = float((T.sqrt_c1[h] ** 2).sum())
+        new_pdiag = np.zeros((Hn, Wn))
+        newF = [[None] * Wn for _ in range(Hn)]
+        newPP = [[None] * Wn for _ in range(Hn)]
+        for i in range(Hn):
+            for j in range(Wn):
+                new_pdiag[i, j] = sum(pdiag[i + a, j + b] * p0_one + N[h][i + a, j + b] * p1_one
+                                      for a in offsets for b in offsets
+                                      if 0 <= i + a < Hh and 0 <= j + b < Wh) / (q * q)
+                blocks = neighbours(G, i, j, T.d_g[h])
+                constants = np.array([blk[0] for blk in blocks]) / q  # carried exactly, not sketched
+                cat = np.concatenate([np.concatenate([[0.0], blk[1:]]) for blk in blocks])
+                f = np.concatenate([compress(T.patch_s, h, cat) / q, constants])
+                sd = N[h + 1][i, j] * p1_one  # S_{h+1}[p, p](x, x)
+                if T.d_t[h] > 0:
+                    cat = np.concatenate(neighbours(MM, i, j, T.d_t[h]))
+                    newPP[i][j] = np.concatenate([rescaled(compress(T.patch_p, h, cat) / q,
+                                                           math.sqrt(max(new_pdiag[i, j] - sd, 0.0))),
+                                                  rescaled(f, math.sqrt(sd))])
+                else:
+                    newPP[i][j] = rescaled(f, math.sqrt(new_pdiag[i, j]))
+                newF[i][j] = f
+        F, PP, pdiag = newF, newPP, new_pdiag
+    # stage 6: global average pooling, then the output SRHT
+    HL, WL = N[L - 1].shape
+    d_acc = (T.final_tensor.rows1.shape[0] if T.has_final_tensor else 0) + (0 if fix_last else T.d_g[L - 1])
+    total = np.zeros(d_acc)
+    for v in pooled:
+        total = total + v
+    total = total / (q * HL * WL)
+    if T.compress_out:
+        return srht_naive(T.out_srht.signs, T.out_srht.rows, T.out_srht.scale, T.out_srht.n_pad, total)
+    return total

@@ -10,9 +10,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ntk_sketch.kernels.cntk_exact import cntk_kernel
-from ntk_sketch.features.cntk_sketch import CNTKSketch, _normalisers
+from ntk_sketch.features.cntk_sketch import CNTKSketch
 from ntk_sketch.kernels.polynomials import arccos_polynomials, polynomial_ntk_cosine_kernel
-from naive import cntk_normalisers_naive
+from naive import cntk_sketch_naive
 
 # Coefficients used by most tests: one fitted pair on [0, 1] (all test images are non-negative) and one Taylor
 # pair, passed explicitly so that the tests do not refit polynomials for every seed.
@@ -43,20 +43,49 @@ def _rel(A, B):
     return np.linalg.norm(A - B) / np.linalg.norm(B)
 
 
-# ------------------------------------------------------------------------------------------------ exact pieces
-@pytest.mark.parametrize("padding,q", [("valid", 3), ("same", 3), ("valid", 2), ("same", 1)])
-def test_normalisers_match_naive(padding, q):
-    x = _images(1, 7, 6, 2, 0)[0]
-    L = 2
-    from ntk_sketch.kernels.cntk_exact import cntk_grid_sizes
-    dims = np.array(cntk_grid_sizes(7, 6, L, q, padding), dtype=np.int64)
-    off = -((q - 1) // 2) if padding == "same" else 0
-    sqn = np.zeros((L, 42))
-    _normalisers(x, dims, q, off, L, sqn, np.zeros((2, 42)))
-    ref = cntk_normalisers_naive(x, L, q, padding)
-    for h in range(L):
-        hh, wh = dims[h + 1]
-        np.testing.assert_allclose(sqn[h, :hh * wh].reshape(hh, wh) ** 2, ref[h], rtol=1e-12, atol=1e-14)
+# ------------------------------------------------------------------------------------------------ naive reference
+def _naive_cases():
+    """Every padding, depth 1..3 and fix_first / fix_last combination (L = 1 with both fixed is rejected); the
+    patch sketch, renormalisation and degree (1, 2, 3) rotate across the cases so that each value meets both
+    paddings and several depths.  'valid' at depth 3 needs q = 2 on 6 x 6 images."""
+    cases = []
+    for padding in ("valid", "same"):
+        for L in (1, 2, 3):
+            for ff in (True, False):
+                for fl in (True, False):
+                    if L == 1 and ff and fl:
+                        continue
+                    k = len(cases)
+                    q = 2 if (padding == "valid" and L == 3) else 3
+                    cases.append((padding, L, q, ff, fl, ("countsketch", "srht")[k % 2], (k // 2) % 2 == 0,
+                                  1 + k % 3))
+    return cases
+
+
+@pytest.mark.parametrize("padding,L,q,ff,fl,patch_sketch,renorm,degree", _naive_cases())
+def test_matches_naive_reference(padding, L, q, ff, fl, patch_sketch, renorm, degree):
+    """The fast transform equals tests/naive.py's stage-by-stage reference for the same tables.
+
+    Tolerance: both apply the same tables in the same operations and differ only in summation order (Hadamard
+    matrix products against the FWHT, numpy norms and sums against sequential loops).  Every step is an
+    orthogonal transform, a product, or a rescaling by a norm that is either exactly 0 (skipped by both) or far
+    from 0, so the differences stay within a few hundred ulps of the largest feature (observed ~5e-16
+    relative); 1e-10 of max |F| leaves a wide margin and still catches any wrong index, sign or scale."""
+    X = _images(3, 6, 6, 2, 11)
+    X[1, :3] = 0.0  # zero patches next to non-zero ones
+    X[2] = 0.0  # an all-zero image: zero features
+    sk = CNTKSketch(depth=L, n_components=8, filter_size=q, padding=padding, degree=degree, pixel_dim=4,
+                    fix_first=ff, fix_last=fl, patch_sketch=patch_sketch, renormalize=renorm, seed=L + 10 * q).fit(X)
+    F = sk.transform(X)
+    R = np.array([cntk_sketch_naive(x, sk._tables, q, padding, ff, fl, renorm) for x in X])
+    scale = np.abs(F).max()
+    assert scale > 0.1 and np.all(F[2] == 0.0)
+    np.testing.assert_allclose(F, R, rtol=1e-10, atol=1e-10 * scale)
+    # the reference reads the tables: another draw's tables give different features
+    other = CNTKSketch(depth=L, n_components=8, filter_size=q, padding=padding, degree=degree, pixel_dim=4,
+                       fix_first=ff, fix_last=fl, patch_sketch=patch_sketch, renormalize=renorm,
+                       seed=L + 10 * q + 1).fit(X)
+    assert np.abs(cntk_sketch_naive(X[0], other._tables, q, padding, ff, fl, renorm) - F[0]).max() > 1e-3 * scale
 
 
 # ------------------------------------------------------------------------------------------------ expectation

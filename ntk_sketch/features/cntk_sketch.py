@@ -4,32 +4,49 @@ docs/math.md §3, §4, §7; Zandieh et al. (2021), Section 5 and Algorithm 3.  T
 (:mod:`ntk_sketch.kernels.cntk_exact`) is carried out with one short feature vector per pixel and layer whose inner
 products estimate the layer quantities, with polynomials ``P0 ~ k0`` and ``P1 ~ k1`` (non-negative
 coefficients, :func:`ntk_sketch.kernels.polynomials.arccos_polynomials`) in place of the arc-cosine functions.
+Grids, patch offsets, the fixed-layer rules and the exact normalisers ``N_h`` (they depend on the image only)
+come from :mod:`ntk_sketch.kernels.cntk_geometry`, shared with the exact kernel.
 
-Per image, with the exact normalisers ``N_h`` (they depend on the image only, so they are computed exactly, by
-the same patch sums as the exact kernel):
+Per image, the stages of :func:`_image_features` (``tests/naive.py`` repeats them line by line):
 
-* layer 0, pixel p of grid 1: ``phi0_p = concat_{u in patch} x_{p+u}``, so ``<phi0_p(x), phi0_p'(y)> = S0[p, p']``
-  exactly and ``|phi0_p|^2 = N0[p]``;
-* layer h = 1..L, pixel p of grid h, ``f_p`` the S_{h-1} feature: unit-normalise ``u = f_p / |f_p|`` and sketch
-  its powers ``Z_1 = u``, ``Z_l = T_l(Z_{l-1}, u)`` (one TensorSRHT per degree, docs/math.md §4), so that
-  ``E <Z_l, Z'_l> = <u, u'>^l``; then
+1. **input layer** (:func:`_input_layer`), pixel p of grid 1: ``phi0_p = concat_{u in patch} x_{p+u}``, so
+   ``<phi0_p(x), phi0_p'(y)> = S0[p, p']`` exactly and ``|phi0_p|^2 = N0[p]``; the P features are 0
+   (``fix_first``: P_0 = 0) or phi0 (P_0 = S_0).
 
-      g_p    = sqrt(N_{h-1}[p]) [sqrt(c1_0), sqrt(c1_1) Z_1, ..., sqrt(c1_p) Z_p]    ~ G_h = sqrt(N N') P1(r)
-      gdot_p =                  [sqrt(c0_0), sqrt(c0_1) Z_1, ..., sqrt(c0_p) Z_p]    ~ Gdot_h = P0(r);
+For every layer h = 1..L, pixel p of grid h, ``f_p`` its S_{h-1} feature:
 
-* hidden layers h < L, pixel p of grid h+1:
+2. **powers** (:func:`_unit_powers`): unit-normalise ``u = f_p / |f_p|`` and sketch its powers ``Z_1 = u``,
+   ``Z_l = T_l(Z_{l-1}, u)`` (one TensorSRHT per degree, docs/math.md §4), so that ``E <Z_l, Z'_l> = <u, u'>^l``;
+3. **G and Gdot features** (:func:`_g_and_gdot`):
 
-      f_p  = [C_h((1/q) concat_u g~_{p+u}), (1/q) (g_{p+u}[0])_u]           ~ S_h  (patch sum)
-      pp_p = [C'_h((1/q) concat_u T_h(pp_{p+u}, gdot_{p+u})), f_p]     ~ P_h = patch sum of P_{h-1} Gdot_h + S_h
+       g_p    = sqrt(N_{h-1}[p]) [sqrt(c1_0), sqrt(c1_1) Z_1, ..., sqrt(c1_p) Z_p]    ~ G_h = sqrt(N N') P1(r)
+       gdot_p =                  [sqrt(c0_0), sqrt(c0_1) Z_1, ..., sqrt(c0_p) Z_p]    ~ Gdot_h = P0(r);
 
-  with ``C_h``, ``C'_h`` CountSketches (``patch_sketch='countsketch'``, the default) or SRHTs ('srht') of the
-  q^2-fold concatenation, ``g~`` = g without its constant coordinate ``g[0] = sqrt(c1_0 N)``, which is carried
-  exactly (q^2 numbers; sketched, that coordinate, shared by every pixel and image, gives errors shared by all
-  of them), and ``T_h`` a TensorSRHT; ``pp = 0`` on grid 1 with ``fix_first`` (P_0 = 0), else ``pp = phi0``
-  (P_0 = S_0).  Writing P_h = patch sum of (P_{h-1} Gdot_h) + S_h lets the P features reuse the S features
-  instead of sketching g a second time;
-* global average pooling: ``(1/(q |grid_L|)) sum_p T_L(pp_p, gdot_p)`` (+ ``(+) g_p`` unless ``fix_last``; the
-  concatenation is then compressed to ``n_components`` by one SRHT per image).
+4. **P times Gdot** (hidden layers h < L, :func:`_tensor_product`): ``mm_p = T_h(pp_p, gdot_p)`` ~ P_{h-1} Gdot_h,
+   a TensorSRHT of the previous P features with the Gdot features (skipped where P_{h-1} = 0);
+5. **patch sums** (hidden layers, :func:`_patch_sums`), pixel p of grid h + 1:
+
+       f_p  = [C_h((1/q) concat_u g~_{p+u}), (1/q) (g_{p+u}[0])_u]      ~ S_h  (patch sum of G_h)
+       pp_p = [C'_h((1/q) concat_u mm_{p+u}), f_p]                      ~ P_h = patch sum of P_{h-1} Gdot_h + S_h
+
+   with ``C_h``, ``C'_h`` CountSketches (``patch_sketch='countsketch'``, the default) or SRHTs ('srht') of the
+   q^2-fold concatenation, ``g~`` = g without its constant coordinate ``g[0] = sqrt(c1_0 N)``, which is carried
+   exactly (q^2 numbers; sketched, that coordinate, shared by every pixel and image, gives errors shared by all
+   of them).  Writing P_h = patch sum of (P_{h-1} Gdot_h) + S_h lets the P features reuse the S features
+   instead of sketching g a second time;
+6. **global average pooling** (last layer, :func:`_pool_pixel`, :func:`_pool`):
+   ``(1/(q |grid_L|)) sum_p T_L(pp_p, gdot_p)`` (+ ``(+) g_p`` unless ``fix_last``; the concatenation is then
+   compressed to ``n_components`` by one SRHT per image).
+
+Random tables.  :func:`draw_cntk_sketch_tables` draws every random map from one numpy Generator into a
+:class:`CNTKSketchTables`: the powers' TensorSRHTs (:class:`PowerTables`, per layer and degree), the hidden
+layers' TensorSRHTs (:class:`HiddenTensorTables`), the two patch compressions (:class:`PatchTables`), the final
+TensorSRHT and the output SRHT.  Per-layer tables are stacked along a first axis (layer h = 0..L-1, or 0..L-2 for
+the hidden-layer ones) and zero-padded to a common length; the sizes ``d_in``, ``d_g``, ``d_t``, ``d_pp`` say
+how much of each row is used.  The sketches are applied with the njit kernels of :mod:`ntk_sketch.sketches`
+(``_signed_fwht``, ``_tensor_srht_combine``, ``_srht_from_work``, ``_srht_dense``, ``_countsketch1_add_block``);
+the per-pixel stage functions are inlined into the per-image loop (``inline="always"``): as separate calls, their
+argument passing cost up to 1.7x on small configurations.
 
 Every random map is unbiased and independent of its inputs, so for L = 1 (where the polynomial inputs are exact)
 the features are unbiased for the CNTK with the polynomials; deeper, a polynomial of degree >= 2 of an unbiased
@@ -41,9 +58,10 @@ Renormalisation (``renormalize=True``, the default): neighbouring pixels and sim
 parallel features, so a sketch's error on their norms is shared by all of them and does not average out over
 pixels or images.  Every sketched vector whose exact norm is known is therefore rescaled to it: ``|Z_l| = 1``,
 ``|T(a (x) b)| = |a| |b|``, and the two halves of ``pp`` to the exact diagonals ``S_h[p, p](x, x) = N_h[p] P1(1)``
-and ``P_h[p, p](x, x) - S_h[p, p](x, x)`` (computed per image, like ``N_h``, by the recursion at r = 1).  On
-Fashion-MNIST (L = 3, q = 3, m = 4096) this cut the median relative error from 0.09 to about 0.04; it costs an
-O(1/d) bias and exact unbiasedness at L = 1 (``renormalize=False`` restores it; the tests check both).
+and ``P_h[p, p](x, x) - S_h[p, p](x, x)`` (computed per image, like ``N_h``, by the recursion at r = 1:
+``P_h[p, p] = (1/q^2) patch sum of (P_{h-1}[p, p] P0(1) + N_{h-1}[p] P1(1))``).  On Fashion-MNIST (L = 3, q = 3,
+m = 4096) this cut the median relative error from 0.09 to about 0.04; it costs an O(1/d) bias and exact
+unbiasedness at L = 1 (``renormalize=False`` restores it; the tests check both).
 
 Cost per image: O(L P (q^2 d + d log d)) for P pixels and per-pixel dimension d, plus O(P m) for the final
 TensorSRHT (m = n_components): linear in the number of pixels.  Memory per worker: O(P d + m), independent of the
@@ -52,77 +70,207 @@ arithmetic order per image, so the result does not depend on the thread count).
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numba
 import numpy as np
 from numba import prange
 
 from .._base import BaseEstimator, TransformerMixin, check_is_fitted
 from .._validation import check_images, check_positive_int, check_random_state
-from ..kernels.cntk_exact import cntk_grid_sizes
-from ..sketches.countsketch import draw_countsketch
+from ..kernels.cntk_geometry import (_image_normalisers, _patch_sum, check_architecture, check_fixed_layers,
+                                     check_receptive_field, cntk_grid_sizes, patch_offset)
 from ..kernels.polynomials import arccos_polynomials
-from ..sketches.srht import _fwht, draw_srht, next_pow2
-from ..sketches.tensor_srht import _signed_fwht, draw_tensor_srht
+from ..sketches.countsketch import _countsketch1_add_block, draw_countsketch
+from ..sketches.srht import SRHTTables, _srht_dense, _srht_from_work, draw_srht
+from ..sketches.tensor_srht import TensorSRHTTables, _signed_fwht, _tensor_srht_combine, draw_tensor_srht
 
-__all__ = ["CNTKSketch"]
+__all__ = ["CNTKSketch", "CNTKSketchTables", "draw_cntk_sketch_tables"]
 
 
-# ------------------------------------------------------------------------------------------------ njit kernels
-@numba.njit(cache=True)
-def _normalisers(x, dims, q, off, n_layers, sqn, buf):
-    """sqrt(N_{h-1}) on grid h for h = 1..L (row h-1 of ``sqn``, pixel (i, j) at i * W_h + j).
+# ------------------------------------------------------------------------------------------------ random tables
+class PowerTables(NamedTuple):
+    """Stage 2, every layer h = 0..L-1: the TensorSRHTs ``Z_l = T_{h,l}(Z_{l-1}, u)``, l = 2..p, into R^d.
 
-    N_0[p] = sum_{u in patch} |x_{p+u}|^2 on grid 1; N_h = (1/q^2) patch sum of N_{h-1} (docs/math.md §3); zero
-    padding for 'same' (off = -(q-1)/2), 'valid' patches start at the pixel (off = 0).
+    Row ``l - 2`` of the second axis is degree l.  The second factor u has one sign vector per layer, shared by
+    the degrees, so its transform is computed once per pixel (module docstring).
     """
-    h0, w0, c = x.shape
-    for i in range(h0):
-        for j in range(w0):
-            s = 0.0
-            for k in range(c):
-                s += x[i, j, k] * x[i, j, k]
-            buf[0, i * w0 + j] = s
-    inv_q2 = 1.0 / (q * q)
-    src = 0
-    for h in range(n_layers):
-        hi, wi = dims[h, 0], dims[h, 1]
-        ho, wo = dims[h + 1, 0], dims[h + 1, 1]
-        dst = 1 - src
-        for i in range(ho):
-            for j in range(wo):
-                s = 0.0
-                for a in range(q):
-                    ii = i + a + off
-                    if ii < 0 or ii >= hi:
-                        continue
-                    for b in range(q):
-                        jj = j + b + off
-                        if jj < 0 or jj >= wi:
-                            continue
-                        s += buf[src, ii * wi + jj]
-                if h > 0:
-                    s *= inv_q2
-                buf[dst, i * wo + j] = s
-                sqn[h, i * wo + j] = np.sqrt(s)
-        src = dst
+
+    u_signs: np.ndarray  # float64 (L, max d_in): signs of u's transform (first d_in[h] used)
+    u_n_pad: np.ndarray  # int64 (L,): padded length of u's transform
+    z_signs: np.ndarray  # float64 (L, max(p-1, 1), max(d_in, d)): signs of Z_{l-1}'s transform
+    z_rows: np.ndarray  # int64 (L, max(p-1, 1), d): sampled rows of Z_{l-1}'s transform
+    u_rows: np.ndarray  # int64 (L, max(p-1, 1), d): sampled rows of u's transform
+    z_n_pad: np.ndarray  # int64 (L, max(p-1, 1)): padded length of Z_{l-1}'s transform
+    scale: float  # 1/sqrt(d)
 
 
-@numba.njit(cache=True)
-def _tensor_into(signs1, signs2, rows1, rows2, scale, n1, n2, a, b, w1, w2, out, accumulate):
-    """out (+)= TensorSRHT(a (x) b) (tensor_srht module conventions), with scratch w1, w2 of length >= n1, n2."""
-    wa = w1[:n1]
-    wb = w2[:n2]
-    _signed_fwht(signs1, a, wa)
-    _signed_fwht(signs2, b, wb)
-    if accumulate:
-        for k in range(rows1.shape[0]):
-            out[k] += scale * wa[rows1[k]] * wb[rows2[k]]
+class HiddenTensorTables(NamedTuple):
+    """Stage 4, hidden layers h = 0..L-2: TensorSRHT ``T_h(pp, gdot)`` into R^d (used where ``d_t[h] > 0``)."""
+
+    signs1: np.ndarray  # float64 (max(L-1, 1), max d_pp)
+    signs2: np.ndarray  # float64 (max(L-1, 1), max d_g)
+    rows1: np.ndarray  # int64 (max(L-1, 1), d)
+    rows2: np.ndarray  # int64 (max(L-1, 1), d)
+    n_pad1: np.ndarray  # int64 (max(L-1, 1),)
+    n_pad2: np.ndarray  # int64 (max(L-1, 1),)
+    scale: float  # 1/sqrt(d)
+
+
+class PatchTables(NamedTuple):
+    """Stage 5, hidden layers h = 0..L-2: compression of a q^2-fold patch concatenation (length q^2 dim) to R^d.
+
+    CountSketch (``CNTKSketchTables.patch_srht`` False): ``cs_index``, ``cs_signs``, the single columns of the
+    (q^2 dim, 1) tables of :func:`ntk_sketch.sketches.countsketch.draw_countsketch`; SRHT: ``srht_signs``, ``srht_rows``, ``n_pad``,
+    ``scale`` of :func:`ntk_sketch.sketches.srht.draw_srht`.  The tables of the other kind are zeros.
+    """
+
+    cs_index: np.ndarray  # int64 (max(L-1, 1), max q^2 dim)
+    cs_signs: np.ndarray  # float64 (max(L-1, 1), max q^2 dim)
+    srht_signs: np.ndarray  # float64 (max(L-1, 1), max q^2 dim)
+    srht_rows: np.ndarray  # int64 (max(L-1, 1), d)
+    n_pad: np.ndarray  # int64 (max(L-1, 1),)
+    scale: float  # 1/sqrt(d)
+
+
+class CNTKSketchTables(NamedTuple):
+    """Everything CNTKSketch's transform applies, for one architecture and image shape (module docstring).
+
+    Sizes, per layer h = 0..L-1 (pixel features on grid h + 1):
+
+    * ``d_in[h]``: length of the S_h pixel features f (the input of layer h + 1): q^2 C, then d + q^2;
+    * ``d_g[h] = 1 + d_in[h] + (p - 1) d``: length of g and gdot;
+    * ``d_t[h]``: output length of the hidden TensorSRHT T_h(pp, gdot) (d, or 0 where P_h = 0 or h = L - 1);
+    * ``d_pp[h]``: length of the P_h pixel features pp: 0 or q^2 C on grid 1, then ``d_t[h-1] + d + q^2``.
+    """
+
+    d_in: np.ndarray  # int64 (L,)
+    d_g: np.ndarray  # int64 (L,)
+    d_t: np.ndarray  # int64 (L,)
+    d_pp: np.ndarray  # int64 (L,)
+    pixel_dim: int  # d
+    sqrt_c0: np.ndarray  # float64 (L, p + 1): square roots of the coefficients of P0 ~ k0, per layer
+    sqrt_c1: np.ndarray  # float64 (L, p + 1): same for P1 ~ k1
+    powers: PowerTables  # stage 2
+    hidden_tensor: HiddenTensorTables  # stage 4
+    patch_srht: bool  # stage 5: SRHT (True) or CountSketch (False) patch compressions
+    patch_s: PatchTables  # stage 5: compression of the concatenated g~ (S features), input length q^2 d_g[h]
+    patch_p: PatchTables  # stage 5: compression of the concatenated mm (P features), input length q^2 d_t[h]
+    final_tensor: TensorSRHTTables  # stage 6: T_L(pp, gdot) -> R^m (used if has_final_tensor)
+    has_final_tensor: bool  # False where P_{L-1} = 0 (L = 1 with fix_first)
+    out_srht: SRHTTables  # stage 6: the pooled [T_L part, g] -> R^m (used if compress_out)
+    compress_out: bool  # True unless the pooled vector is the T_L part alone (fix_last with P_{L-1} != 0)
+
+
+def _pad_stack(arrays, dtype, width=None):
+    """Stack 1-d or 2-d arrays along a new first axis, zero-padding the last axis (and the second, for 2-d)."""
+    arrays = [np.asarray(a, dtype=dtype) for a in arrays]
+    shape = tuple(max(max(a.shape[k] for a in arrays), 1) for k in range(arrays[0].ndim))
+    if width is not None:
+        shape = shape[:-1] + (max(width, 1),)
+    out = np.zeros((len(arrays),) + shape, dtype=dtype)
+    for k, a in enumerate(arrays):
+        out[(k,) + tuple(slice(0, n) for n in a.shape)] = a
+    return out
+
+
+def draw_cntk_sketch_tables(image_shape, depth, filter_size, degree, pixel_dim, n_components, k0_coefficients,
+                            k1_coefficients, *, fix_first=True, fix_last=True, patch_sketch="countsketch",
+                            seed=None) -> CNTKSketchTables:
+    """Draw all random tables of CNTKSketch (docs/math.md §7) from one Generator, in a fixed order.
+
+    Parameters
+    ----------
+    image_shape : (H, W, C)
+        Only C matters (the tables do not depend on H, W).
+    depth, filter_size, degree, pixel_dim, n_components : int
+        L, q, p, d, m (already validated by the caller).
+    k0_coefficients, k1_coefficients : list of L arrays of length p + 1
+        Non-negative coefficients of P0 ~ k0 and P1 ~ k1 per layer.
+    fix_first, fix_last : bool
+    patch_sketch : {'countsketch', 'srht'}
+    seed : None, int, SeedSequence or numpy.random.Generator
+
+    Returns
+    -------
+    CNTKSketchTables
+
+    Notes
+    -----
+    Order of the draws: the powers (layer by layer, degree by degree), then per hidden layer the TensorSRHT
+    T_h (if used) and the two patch compressions, then the final TensorSRHT and the output SRHT.
+    """
+    L, q, p, d, m = depth, filter_size, degree, pixel_dim, n_components
+    C = image_shape[2]
+    rng = check_random_state(seed)
+    srht = patch_sketch == "srht"
+    dphi = q * q * C
+    d_in = np.array([dphi] + [d + q * q] * (L - 1), dtype=np.int64)  # S features: [sketch, q^2 exact constants]
+    d_g = 1 + d_in + (p - 1) * d
+    d_t = np.array([0 if (h == 0 and fix_first) or h == L - 1 else d for h in range(L)], dtype=np.int64)
+    d_pp = np.array([0 if fix_first else dphi] + [d_t[h] + d + q * q for h in range(L - 1)], dtype=np.int64)
+
+    # stage 2: powers of u, per layer one TensorSRHT (Z_{l-1}, u) -> d per degree l >= 2; u's signs shared
+    u_signs, u_n_pad, z_signs, z_rows, u_rows, z_n_pad = [], [], [], [], [], []
+    for h in range(L):
+        ts = [draw_tensor_srht(int(d_in[h]) if l == 2 else d, int(d_in[h]), d, rng) for l in range(2, p + 1)]
+        u_signs.append(ts[0].signs2 if ts else np.zeros(1))
+        u_n_pad.append(ts[0].n_pad2 if ts else 1)
+        z_signs.append(_pad_stack([t.signs1 for t in ts] or [np.zeros(1)], np.float64))
+        z_rows.append(_pad_stack([t.rows1 for t in ts] or [np.zeros(d)], np.int64))
+        u_rows.append(_pad_stack([t.rows2 for t in ts] or [np.zeros(d)], np.int64))
+        z_n_pad.append([t.n_pad1 for t in ts] or [1])
+    powers = PowerTables(_pad_stack(u_signs, np.float64), np.array(u_n_pad, dtype=np.int64),
+                         _pad_stack(z_signs, np.float64), _pad_stack(z_rows, np.int64),
+                         _pad_stack(u_rows, np.int64), _pad_stack(z_n_pad, np.int64), 1.0 / np.sqrt(d))
+
+    # stages 4 and 5, hidden layers: TensorSRHT (pp, gdot) -> d, then the S and P patch compressions
+    tensors = []
+    patches = {"s": [], "p": []}
+    for h in range(L - 1):
+        tensors.append(draw_tensor_srht(int(d_pp[h]), int(d_g[h]), d, rng) if d_t[h] > 0 else None)
+        for key, dim in (("s", int(d_g[h])), ("p", int(d_t[h]))):
+            if dim == 0:
+                patches[key].append(None)
+            elif srht:
+                patches[key].append(draw_srht(q * q * dim, d, rng))
+            else:
+                patches[key].append(draw_countsketch(q * q * dim, d, 1, rng))
+    z1, zd = np.zeros(1), np.zeros(d, np.int64)
+    hidden = HiddenTensorTables(
+        _pad_stack([t.signs1 if t else z1 for t in tensors] or [z1], np.float64),
+        _pad_stack([t.signs2 if t else z1 for t in tensors] or [z1], np.float64),
+        _pad_stack([t.rows1 if t else zd for t in tensors] or [zd], np.int64),
+        _pad_stack([t.rows2 if t else zd for t in tensors] or [zd], np.int64),
+        np.array([t.n_pad1 if t else 1 for t in tensors] or [1], dtype=np.int64),
+        np.array([t.n_pad2 if t else 1 for t in tensors] or [1], dtype=np.int64), 1.0 / np.sqrt(d))
+
+    def patch_tables(lst):
+        cs = [None if srht else t for t in lst]  # CountSketchTables or None
+        sr = [t if srht else None for t in lst]  # SRHTTables or None
+        return PatchTables(
+            _pad_stack([t.indices[:, 0] if t is not None else z1 for t in cs] or [z1], np.int64),
+            _pad_stack([t.signs[:, 0] if t is not None else z1 for t in cs] or [z1], np.float64),
+            _pad_stack([t.signs if t is not None else z1 for t in sr] or [z1], np.float64),
+            _pad_stack([t.rows if t is not None else zd for t in sr] or [zd], np.int64),
+            np.array([t.n_pad if t is not None else 1 for t in sr] or [1], dtype=np.int64), 1.0 / np.sqrt(d))
+
+    # stage 6: final TensorSRHT (pp_{L-1}, gdot_L) -> m unless P_{L-1} = 0; g appended unless fix_last
+    has_final = bool(d_pp[L - 1] > 0)
+    if has_final:
+        final = draw_tensor_srht(int(d_pp[L - 1]), int(d_g[L - 1]), m, rng)
     else:
-        for k in range(rows1.shape[0]):
-            out[k] = scale * wa[rows1[k]] * wb[rows2[k]]
+        final = TensorSRHTTables(z1, z1, np.zeros(0, np.int64), np.zeros(0, np.int64), 1.0, 1, 1)
+    d_acc = (m if has_final else 0) + (0 if fix_last else int(d_g[L - 1]))
+    compress_out = bool(d_acc != m or not has_final)
+    out = draw_srht(d_acc, m, rng) if compress_out else SRHTTables(z1, np.zeros(m, np.int64), 1.0, 1)
+    return CNTKSketchTables(d_in, d_g, d_t, d_pp, int(d), np.sqrt(np.stack(k0_coefficients)),
+                            np.sqrt(np.stack(k1_coefficients)), powers, hidden, srht, patch_tables(patches["s"]),
+                            patch_tables(patches["p"]), final, has_final, out, compress_out)
 
 
-@numba.njit(cache=True)
+# ------------------------------------------------------------------------------------------------ njit stages
+@numba.njit(cache=True, inline="always")
 def _sq(v):
     s = 0.0
     for k in range(v.shape[0]):
@@ -130,7 +278,7 @@ def _sq(v):
     return s
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _rescale(v, target):
     """Scale v to norm ``target`` (left as is when it is 0: nothing to rescale)."""
     s = _sq(v)
@@ -141,83 +289,19 @@ def _rescale(v, target):
 
 
 @numba.njit(cache=True)
-def _compress_patch(use_srht, idx, sgn, srows, sscale, npad, src, hs, ws, i, j, q, off, dim, inv_q, out, work,
-                    n_out, exact_first):
-    """out[:n_out] = C((1/q) concat_{(a,b) in patch} src[pixel (i+a+off, j+b+off)][:dim]), zero outside the grid.
+def _input_layer(x, dims, q, off, fix_first, norms, F, PP, pdiag):
+    """Stage 1, on grid 1: F[p] = phi0_p = concat_{t = a q + b} x[p + (a, b) + off] (zero outside the image).
 
-    C is a CountSketch (``idx``, ``sgn`` of length q^2 dim) or an SRHT (``sgn`` its signs, ``srows``, ``sscale``,
-    padded length ``npad``, scratch ``work``).  With ``exact_first`` the first coordinate of every source (the
-    constant coordinate of g, the same for every pixel and image up to sqrt(N)) is not sketched but copied, as
-    out[n_out + t] = src[..][0] / q for patch offset t: sketching such shared heavy coordinates gives errors that
-    every pixel and image share, which do not average out.
-    """
-    k0 = 1 if exact_first else 0
-    if use_srht:
-        wk = work[:npad]
-        wk[:] = 0.0
-        t = 0
-        for a in range(q):
-            ii = i + a + off
-            for b in range(q):
-                jj = j + b + off
-                if 0 <= ii < hs and 0 <= jj < ws:
-                    v = src[ii * ws + jj]
-                    base = t * dim
-                    for k in range(k0, dim):
-                        wk[base + k] = sgn[base + k] * v[k]
-                    if exact_first:
-                        out[n_out + t] = v[0] * inv_q
-                elif exact_first:
-                    out[n_out + t] = 0.0
-                t += 1
-        _fwht(wk)
-        s = sscale * inv_q
-        for k in range(n_out):
-            out[k] = s * wk[srows[k]]
-    else:
-        out[:n_out] = 0.0
-        t = 0
-        for a in range(q):
-            ii = i + a + off
-            for b in range(q):
-                jj = j + b + off
-                if 0 <= ii < hs and 0 <= jj < ws:
-                    v = src[ii * ws + jj]
-                    base = t * dim
-                    for k in range(k0, dim):
-                        out[idx[base + k]] += sgn[base + k] * v[k]
-                    if exact_first:
-                        out[n_out + t] = v[0] * inv_q
-                elif exact_first:
-                    out[n_out + t] = 0.0
-                t += 1
-        for k in range(n_out):
-            out[k] *= inv_q
-
-
-@numba.njit(cache=True)
-def _image_sketch(x, dims, q, off, n_layers, degree, fix_first, fix_last, use_srht, renorm,
-                  sqc0, sqc1, d_in, d_g, d_pp, d_t, m_poly, m_s, m_pp,
-                  u_signs, u_npad, z_signs, z_rows1, z_rows2, z_npad,
-                  t_signs1, t_signs2, t_rows1, t_rows2, t_npad1, t_npad2,
-                  s_idx, s_sgn, s_rows, s_npad, p_idx, p_sgn, p_rows, p_npad, c_scale_s, c_scale_p,
-                  f_signs1, f_signs2, f_rows1, f_rows2, f_npad1, f_npad2, has_final_t,
-                  o_signs, o_rows, o_npad, compress_out,
-                  sqn, nbuf, F, PP, G, MM, ub, gd, Z, w1, w2, w3, acc, tmp, out):
-    """Features of one image (module docstring), into ``out`` (m,).  All other trailing arrays are scratch.
-
-    Per-layer tables are stacked along a first axis of length L (hidden-layer ones: L - 1) and used up to the
-    layer's own lengths (``d_in[h]``, ``d_g[h]``, ...).  Pixel p = (i, j) of grid h is row i * W_h + j of F, PP
-    (S_{h-1} and P_{h-1} features on grid h), G and MM (g and [T_h(pp, gdot) (+) g] on grid h).
+    The P_0 features PP[p] are phi0_p (P_0 = S_0) unless ``fix_first`` (P_0 = 0, zero-length features), and
+    ``pdiag[p] = P_0[p, p](x, x)`` is N_0[p] or 0.
     """
     h0, w0, nc = x.shape
-    _normalisers(x, dims, q, off, n_layers, sqn, nbuf)
-    # ---- layer 0: phi0 = concat of the patch pixels (exact S0 features), on grid 1
-    h1, w1g = dims[1, 0], dims[1, 1]
+    h1, w1 = dims[1, 0], dims[1, 1]
     dphi = q * q * nc
     for i in range(h1):
-        for j in range(w1g):
-            f = F[i * w1g + j]
+        for j in range(w1):
+            pix = i * w1 + j
+            phi0 = F[pix]
             t = 0
             for a in range(q):
                 ii = i + a + off
@@ -225,202 +309,286 @@ def _image_sketch(x, dims, q, off, n_layers, degree, fix_first, fix_last, use_sr
                     jj = j + b + off
                     inside = 0 <= ii < h0 and 0 <= jj < w0
                     for k in range(nc):
-                        f[t * nc + k] = x[ii, jj, k] if inside else 0.0
+                        phi0[t * nc + k] = x[ii, jj, k] if inside else 0.0
                     t += 1
             if not fix_first:
-                PP[i * w1g + j, :dphi] = f[:dphi]
-            # exact P_0[p, p](x, x) (0 or N_0), for the renormalisation of the P features
-            nbuf[0, i * w1g + j] = 0.0 if fix_first else sqn[0, i * w1g + j] ** 2
-    acc[:] = 0.0
-    poly_scale = 1.0 / np.sqrt(m_poly)
-    t_scale = 1.0 / np.sqrt(t_rows1.shape[1]) if t_rows1.shape[1] > 0 else 0.0
-    f_scale = 1.0 / np.sqrt(f_rows1.shape[0]) if f_rows1.shape[0] > 0 else 0.0
-    for h in range(n_layers):  # layer h + 1 of docs/math.md §3, on grid h + 1
-        hh, wh = dims[h + 1, 0], dims[h + 1, 1]
-        din = d_in[h]
-        dg = d_g[h]
-        dpp = d_pp[h]
-        dt = d_t[h]
-        last = h == n_layers - 1
-        un = u_npad[h]
-        for i in range(hh):
-            for j in range(wh):
-                pix = i * wh + j
-                sn = sqn[h, pix]
-                g = G[pix]
-                f = F[pix]
-                nrm2 = 0.0
-                for k in range(din):
-                    nrm2 += f[k] * f[k]
-                if sn == 0.0 or nrm2 == 0.0:
-                    # zero patch: G, Gdot and P vanish there (docs/math.md §3), so every feature is 0
-                    g[:dg] = 0.0
-                    if not last:
-                        MM[pix, :dt] = 0.0
-                    continue
-                inv = 1.0 / np.sqrt(nrm2)
-                for k in range(din):
-                    ub[k] = f[k] * inv
-                # powers of u: Z_1 = u, Z_l = T_l(Z_{l-1}, u) sharing the transform of u (module docstring)
-                wu = w3[:un]
-                if degree >= 2:
-                    _signed_fwht(u_signs[h, :din], ub[:din], wu)
-                for l in range(2, degree + 1):
-                    dprev = din if l == 2 else m_poly
-                    prev = ub[:din] if l == 2 else Z[l - 3]
-                    zn = z_npad[h, l - 2]
-                    wz = w1[:zn]
-                    _signed_fwht(z_signs[h, l - 2, :dprev], prev, wz)
-                    zr1 = z_rows1[h, l - 2]
-                    zr2 = z_rows2[h, l - 2]
-                    zl = Z[l - 2]
-                    zz = 0.0
-                    for k in range(m_poly):
-                        v = poly_scale * wz[zr1[k]] * wu[zr2[k]]
-                        zl[k] = v
-                        zz += v * v
-                    if renorm and zz > 0.0:  # |u^(l)| = 1 exactly
-                        zz = 1.0 / np.sqrt(zz)
-                        for k in range(m_poly):
-                            zl[k] *= zz
-                # g = sqrt(N) [sqrt(c1_l) Z_l], gdot = [sqrt(c0_l) Z_l]
-                g[0] = sn * sqc1[h, 0]
-                gd[0] = sqc0[h, 0]
-                a1 = sn * sqc1[h, 1]
-                a0 = sqc0[h, 1]
-                for k in range(din):
-                    g[1 + k] = a1 * ub[k]
-                    gd[1 + k] = a0 * ub[k]
-                for l in range(2, degree + 1):
-                    o = 1 + din + (l - 2) * m_poly
-                    a1 = sn * sqc1[h, l]
-                    a0 = sqc0[h, l]
-                    zl = Z[l - 2]
-                    for k in range(m_poly):
-                        g[o + k] = a1 * zl[k]
-                        gd[o + k] = a0 * zl[k]
-                if not last:
-                    mm = MM[pix]
-                    if dt > 0:
-                        _tensor_into(t_signs1[h, :dpp], t_signs2[h, :dg], t_rows1[h], t_rows2[h], t_scale,
-                                     t_npad1[h], t_npad2[h], PP[pix, :dpp], gd[:dg], w1, w2, mm[:dt], False)
-                        if renorm:  # |a (x) b| = |a| |b| exactly
-                            _rescale(mm[:dt], np.sqrt(_sq(PP[pix, :dpp]) * _sq(gd[:dg])))
-                else:
-                    o = 0
-                    if has_final_t:
-                        o = f_rows1.shape[0]
-                        tv = tmp[:o]
-                        _tensor_into(f_signs1, f_signs2, f_rows1, f_rows2, f_scale, f_npad1, f_npad2,
-                                     PP[pix, :dpp], gd[:dg], w1, w2, tv, False)
-                        if renorm:
-                            _rescale(tv, np.sqrt(_sq(PP[pix, :dpp]) * _sq(gd[:dg])))
-                        for k in range(o):
-                            acc[k] += tv[k]
-                    if not fix_last:
-                        for k in range(dg):
-                            acc[o + k] += g[k]
-        if last:
-            break
-        # ---- patch sums: S_{h+1} and P_{h+1} features on grid h + 2 (docs/math.md §3)
-        hn, wn = dims[h + 2, 0], dims[h + 2, 1]
-        inv_q = 1.0 / q
-        dpn = d_pp[h + 1]
-        # exact diagonal P_{h+1}[p, p](x, x) = (1/q^2) sum_u (P_h[p+u, p+u] P0(1) + N_h[p+u] P1(1))
-        p0_one = 0.0
-        p1_one = 0.0
-        for k in range(degree + 1):
-            p0_one += sqc0[h, k] ** 2
-            p1_one += sqc1[h, k] ** 2
-        cur = h % 2
-        for i in range(hn):
-            for j in range(wn):
-                pix = i * wn + j
-                fn = F[pix, :m_s + q * q]
-                _compress_patch(use_srht, s_idx[h], s_sgn[h], s_rows[h], c_scale_s, s_npad[h], G, hh, wh, i, j,
-                                q, off, dg, inv_q, fn, w1, m_s, True)
-                # P_{h+1} = patch sum of P_h Gdot + S_{h+1}: features [C'(concat T parts), f] (docs/math.md §3)
-                ppn = PP[pix, :dpn]
-                if dt > 0:
-                    _compress_patch(use_srht, p_idx[h], p_sgn[h], p_rows[h], c_scale_p, p_npad[h], MM, hh, wh, i,
-                                    j, q, off, dt, inv_q, ppn[:m_pp], w1, m_pp, False)
-                    ppn[m_pp:] = fn
-                else:
-                    ppn[:] = fn
-                pdv = 0.0
-                for a in range(q):
-                    ii = i + a + off
-                    for b in range(q):
-                        jj = j + b + off
-                        if 0 <= ii < hh and 0 <= jj < wh:
-                            sp = ii * wh + jj
-                            pdv += nbuf[cur, sp] * p0_one + sqn[h, sp] ** 2 * p1_one
-                pdv *= inv_q * inv_q
-                nbuf[1 - cur, pix] = pdv
-                if renorm:
-                    # the two halves separately: |f|^2 = S_{h+1}[p, p] = N_{h+1}[p] P1(1), the rest P - S
-                    sdiag = sqn[h + 1, pix] ** 2 * p1_one
-                    if dt > 0:
-                        _rescale(ppn[:m_pp], np.sqrt(max(pdv - sdiag, 0.0)))
-                        _rescale(ppn[m_pp:], np.sqrt(sdiag))
-                    else:
-                        _rescale(ppn, np.sqrt(pdv))
-    # ---- global average pooling (and the final compression when g is appended)
-    hl, wl = dims[n_layers, 0], dims[n_layers, 1]
-    gap = 1.0 / (q * float(hl * wl))
-    if compress_out:
-        wk = w1[:o_npad]
+                PP[pix, :dphi] = phi0[:dphi]
+            pdiag[pix] = 0.0 if fix_first else norms[0, pix]
+
+
+@numba.njit(cache=True, inline="always")
+def _unit_powers(powers, h, f, f_sq, degree, renorm, u, Z, work_u, work_z):
+    """Stage 2: u = f / |f| (``f_sq = |f|^2 > 0``) and Z[l-2] = Z_l = T_{h,l}(Z_{l-1}, u), l = 2..p (Z_1 = u).
+
+    The transform of u is computed once and shared by the degrees (one sign vector per layer).  With
+    ``renorm`` every Z_l is rescaled to its exact norm 1.
+    """
+    din = f.shape[0]
+    inv = 1.0 / np.sqrt(f_sq)
+    for k in range(din):
+        u[k] = f[k] * inv
+    wu = work_u[:powers.u_n_pad[h]]
+    if degree >= 2:
+        _signed_fwht(powers.u_signs[h], u[:din], wu)
+    for l in range(2, degree + 1):
+        prev = u[:din] if l == 2 else Z[l - 3]
+        wz = work_z[:powers.z_n_pad[h, l - 2]]
+        _signed_fwht(powers.z_signs[h, l - 2], prev, wz)
+        _tensor_srht_combine(powers.z_rows[h, l - 2], powers.u_rows[h, l - 2], powers.scale, wz, wu, Z[l - 2])
+        if renorm:  # |u^(l)| = 1 exactly
+            _rescale(Z[l - 2], 1.0)
+
+
+@numba.njit(cache=True, inline="always")
+def _g_and_gdot(sqrt_c0, sqrt_c1, sqrt_n, u, Z, degree, g, gdot):
+    """Stage 3: g = sqrt(N) [sqrt(c1_0), sqrt(c1_1) u, sqrt(c1_l) Z_l ...], gdot = [sqrt(c0_0), sqrt(c0_1) u, ...]."""
+    din = u.shape[0]
+    d = Z.shape[1]
+    g[0] = sqrt_n * sqrt_c1[0]
+    gdot[0] = sqrt_c0[0]
+    a1 = sqrt_n * sqrt_c1[1]
+    a0 = sqrt_c0[1]
+    for k in range(din):
+        g[1 + k] = a1 * u[k]
+        gdot[1 + k] = a0 * u[k]
+    for l in range(2, degree + 1):
+        o = 1 + din + (l - 2) * d
+        a1 = sqrt_n * sqrt_c1[l]
+        a0 = sqrt_c0[l]
+        zl = Z[l - 2]
+        for k in range(d):
+            g[o + k] = a1 * zl[k]
+            gdot[o + k] = a0 * zl[k]
+
+
+@numba.njit(cache=True, inline="always")
+def _tensor_product(signs1, signs2, rows1, rows2, scale, n_pad1, n_pad2, a, b, out, work1, work2, renorm):
+    """Stages 4 and 6: out = TensorSRHT(a (x) b), rescaled to its exact norm |a| |b| with ``renorm``."""
+    w1 = work1[:n_pad1]
+    w2 = work2[:n_pad2]
+    _signed_fwht(signs1, a, w1)
+    _signed_fwht(signs2, b, w2)
+    _tensor_srht_combine(rows1, rows2, scale, w1, w2, out)
+    if renorm:
+        _rescale(out, np.sqrt(_sq(a) * _sq(b)))
+
+
+@numba.njit(cache=True, inline="always")
+def _compress_patch(patch, use_srht, h, src, hs, ws, i, j, q, off, dim, exact_first, d, out, work):
+    """Stage 5: out[:d] = C_h((1/q) concat_{t = a q + b} src[pixel (i+a+off, j+b+off), :dim]), zero outside.
+
+    ``src`` holds one row per pixel of the hs x ws grid; C_h is the layer's CountSketch or SRHT (``patch``).
+    With ``exact_first`` coordinate 0 of every block (the constant coordinate of g, the same for every pixel
+    and image up to sqrt(N)) is not sketched but copied: out[d + t] = src[..., 0] / q (0 outside the grid).
+    """
+    inv_q = 1.0 / q
+    k0 = 1 if exact_first else 0
+    head = out[:d]
+    wk = work[:patch.n_pad[h]]
+    signs = patch.srht_signs[h]
+    cs_index = patch.cs_index[h]
+    cs_signs = patch.cs_signs[h]
+    if use_srht:
         wk[:] = 0.0
-        dacc = acc.shape[0]
-        for k in range(dacc):
-            wk[k] = o_signs[k] * acc[k] * gap
-        _fwht(wk)
-        s = 1.0 / np.sqrt(out.shape[0])
-        for k in range(out.shape[0]):
-            out[k] = s * wk[o_rows[k]]
+    else:
+        head[:] = 0.0
+    t = 0
+    for a in range(q):
+        ii = i + a + off
+        for b in range(q):
+            jj = j + b + off
+            if 0 <= ii < hs and 0 <= jj < ws:
+                v = src[ii * ws + jj, k0:dim]
+                start = t * dim + k0
+                if use_srht:
+                    for k in range(v.shape[0]):
+                        wk[start + k] = signs[start + k] * v[k]
+                else:
+                    _countsketch1_add_block(cs_index, cs_signs, start, v, head)
+                if exact_first:
+                    out[d + t] = src[ii * ws + jj, 0] * inv_q
+            elif exact_first:
+                out[d + t] = 0.0
+            t += 1
+    if use_srht:
+        _srht_from_work(patch.srht_rows[h], patch.scale, head, wk)
+    for k in range(d):
+        head[k] *= inv_q
+
+
+@numba.njit(cache=True)
+def _patch_sums(T, h, dims, q, off, renorm, norms, G, MM, pdiag, F, PP, pdiag_next, col, tmp, work):
+    """Stage 5: S_{h+1} features F and P_{h+1} features PP on grid h + 2 from G and MM on grid h + 1.
+
+    ``pdiag_next`` gets the exact P_{h+1}[p, p](x, x) = (1/q^2) patch sum of (P_h[p, p] P0(1) + N_h[p] P1(1))
+    (``pdiag`` holds P_h[p, p]); with ``renorm`` the two halves of every P feature are rescaled to
+    P_{h+1}[p, p] - S_{h+1}[p, p] and S_{h+1}[p, p] = N_{h+1}[p] P1(1).
+    """
+    d = T.pixel_dim
+    hh, wh = dims[h + 1, 0], dims[h + 1, 1]
+    hn, wn = dims[h + 2, 0], dims[h + 2, 1]
+    dg, dt, dpn = T.d_g[h], T.d_t[h], T.d_pp[h + 1]
+    p0_one = 0.0
+    p1_one = 0.0
+    for k in range(T.sqrt_c0.shape[1]):
+        p0_one += T.sqrt_c0[h, k] ** 2
+        p1_one += T.sqrt_c1[h, k] ** 2
+    for pix in range(hh * wh):
+        tmp[pix] = pdiag[pix] * p0_one + norms[h, pix] * p1_one
+    _patch_sum(tmp, hh, wh, hn, wn, q, off, 1.0 / float(q * q), col, pdiag_next)
+    for i in range(hn):
+        for j in range(wn):
+            pix = i * wn + j
+            f = F[pix, :d + q * q]
+            _compress_patch(T.patch_s, T.patch_srht, h, G, hh, wh, i, j, q, off, dg, True, d, f, work)
+            pp = PP[pix, :dpn]
+            if dt > 0:  # P_{h+1} = [compressed patch of P_h Gdot_{h+1}, S_{h+1}]
+                _compress_patch(T.patch_p, T.patch_srht, h, MM, hh, wh, i, j, q, off, dt, False, d, pp[:d], work)
+                pp[d:] = f
+            else:  # P_h = 0: P_{h+1} = S_{h+1}
+                pp[:] = f
+            if renorm:
+                pd = pdiag_next[pix]
+                sd = norms[h + 1, pix] * p1_one
+                if dt > 0:
+                    _rescale(pp[:d], np.sqrt(max(pd - sd, 0.0)))
+                    _rescale(pp[d:], np.sqrt(sd))
+                else:
+                    _rescale(pp, np.sqrt(pd))
+
+
+@numba.njit(cache=True, inline="always")
+def _pool_pixel(T, fix_last, renorm, pp, gdot, g, acc, tmp, work1, work2):
+    """Stage 6, one pixel of grid L: acc += [T_L(pp, gdot) (if P_{L-1} != 0), g (unless fix_last)]."""
+    o = 0
+    if T.has_final_tensor:
+        ft = T.final_tensor
+        o = ft.rows1.shape[0]
+        tv = tmp[:o]
+        _tensor_product(ft.signs1, ft.signs2, ft.rows1, ft.rows2, ft.scale, ft.n_pad1, ft.n_pad2, pp, gdot, tv,
+                        work1, work2, renorm)
+        for k in range(o):
+            acc[k] += tv[k]
+    if not fix_last:
+        for k in range(g.shape[0]):
+            acc[o + k] += g[k]
+
+
+@numba.njit(cache=True)
+def _pool(T, acc, gap, out, work):
+    """Stage 6: out = gap * acc, compressed to m by the output SRHT when ``compress_out``."""
+    if T.compress_out:
+        for k in range(acc.shape[0]):
+            acc[k] *= gap
+        o = T.out_srht
+        _srht_dense(o.signs, o.rows, o.scale, acc, out, work[:o.n_pad])
     else:
         for k in range(out.shape[0]):
             out[k] = acc[k] * gap
 
 
+@numba.njit(cache=True)
+def _image_features(x, T, dims, q, off, fix_first, fix_last, renorm,
+                    norms, pdiag, F, PP, G, MM, u, gdot, Z, col, tmp, work1, work2, acc, out):
+    """Features of one image into ``out`` (m,), stage by stage (module docstring); the other arrays are scratch.
+
+    Pixel p = (i, j) of grid h is row i * W_h + j of ``F``, ``PP`` (the S_{h-1} and P_{h-1} features on grid h),
+    ``G`` and ``MM`` (g and T_h(pp, gdot) on grid h); ``norms[h]`` holds N_h on grid h + 1 and ``pdiag[h % 2]``
+    the exact P_h[p, p](x, x).
+    """
+    n_layers = dims.shape[0] - 1
+    degree = T.sqrt_c0.shape[1] - 1
+    _image_normalisers(x, dims, q, off, norms, col, tmp)  # exact N_h (cntk_geometry)
+    _input_layer(x, dims, q, off, fix_first, norms, F, PP, pdiag[0])  # stage 1
+    acc[:] = 0.0
+    for h in range(n_layers):  # layer h + 1 of docs/math.md §3, on grid h + 1
+        last = h == n_layers - 1
+        hh, wh = dims[h + 1, 0], dims[h + 1, 1]
+        din, dg, dt, dpp = T.d_in[h], T.d_g[h], T.d_t[h], T.d_pp[h]
+        sqrt_c0, sqrt_c1 = T.sqrt_c0[h], T.sqrt_c1[h]
+        ht = T.hidden_tensor
+        t_signs1, t_signs2, t_rows1, t_rows2 = ht.signs1[h], ht.signs2[h], ht.rows1[h], ht.rows2[h]
+        for pix in range(hh * wh):
+            f = F[pix, :din]
+            g = G[pix, :dg]
+            nn = norms[h, pix]
+            f_sq = _sq(f)
+            if nn == 0.0 or f_sq == 0.0:
+                # zero patch: G, Gdot and P vanish there (docs/math.md §3), so every feature is 0
+                g[:] = 0.0
+                if not last:
+                    MM[pix, :dt] = 0.0
+                continue
+            _unit_powers(T.powers, h, f, f_sq, degree, renorm, u, Z, work2, work1)  # stage 2
+            gd = gdot[:dg]
+            _g_and_gdot(sqrt_c0, sqrt_c1, np.sqrt(nn), u[:din], Z, degree, g, gd)  # stage 3
+            if not last:
+                if dt > 0:  # stage 4
+                    _tensor_product(t_signs1, t_signs2, t_rows1, t_rows2, ht.scale, ht.n_pad1[h], ht.n_pad2[h],
+                                    PP[pix, :dpp], gd, MM[pix, :dt], work1, work2, renorm)
+            else:  # stage 6, per pixel
+                _pool_pixel(T, fix_last, renorm, PP[pix, :dpp], gd, g, acc, tmp, work1, work2)
+        if not last:  # stage 5
+            _patch_sums(T, h, dims, q, off, renorm, norms, G, MM, pdiag[h % 2], F, PP, pdiag[1 - h % 2], col, tmp,
+                        work1)
+    hl, wl = dims[n_layers, 0], dims[n_layers, 1]
+    _pool(T, acc, 1.0 / (q * float(hl * wl)), out, work1)  # stage 6
+
+
+def _workspace_sizes(T, image_shape):
+    """Lengths of the per-worker scratch arrays of _sketch_images (all O(P d + m))."""
+    d = T.pixel_dim
+    pads = [T.powers.u_n_pad.max(), T.powers.z_n_pad.max(), T.hidden_tensor.n_pad1.max(),
+            T.hidden_tensor.n_pad2.max(), T.patch_s.n_pad.max(), T.patch_p.n_pad.max(), T.final_tensor.n_pad1,
+            T.final_tensor.n_pad2, T.out_srht.n_pad]
+    m_final = T.final_tensor.rows1.shape[0] if T.has_final_tensor else 0
+    d_acc = max(m_final + (T.out_srht.signs.shape[0] - m_final if T.compress_out else 0), 1)
+    H, W, _ = image_shape
+    return np.array([int(T.d_in.max()), max(int(T.d_pp.max()), d, 1), int(T.d_g.max()), max(int(T.d_t.max()), 1),
+                     int(max(pads)), d_acc, max(H * W, d_acc)], dtype=np.int64)
+
+
+def _sketch_images(X, T, dims, q, off, fix_first, fix_last, renorm, sizes, n_chunks, out):
+    """out[a] = features of X[a] (float64 images), in parallel over chunks of images (see _sketch_chunks)."""
+    _sketch_chunks(X, *T, dims, q, off, fix_first, fix_last, renorm, sizes, n_chunks, out)
+
+
 @numba.njit(cache=True, parallel=True)
-def _sketch_images(X, n_chunks, dims, q, off, n_layers, degree, fix_first, fix_last, use_srht, renorm,
-                   sqc0, sqc1, d_in, d_g, d_pp, d_t, m_poly, m_s, m_pp,
-                   u_signs, u_npad, z_signs, z_rows1, z_rows2, z_npad,
-                   t_signs1, t_signs2, t_rows1, t_rows2, t_npad1, t_npad2,
-                   s_idx, s_sgn, s_rows, s_npad, p_idx, p_sgn, p_rows, p_npad, c_scale_s, c_scale_p,
-                   f_signs1, f_signs2, f_rows1, f_rows2, f_npad1, f_npad2, has_final_t,
-                   o_signs, o_rows, o_npad, compress_out,
-                   dF, dP, dG, dMM, n_work, d_acc, out):
-    """out[a] = features of X[a], in parallel over chunks of images, one O(P d) workspace per chunk."""
+def _sketch_chunks(X, d_in, d_g, d_t, d_pp, pixel_dim, sqrt_c0, sqrt_c1, powers, hidden_tensor, patch_srht, patch_s,
+                   patch_p, final_tensor, has_final_tensor, out_srht, compress_out,
+                   dims, q, off, fix_first, fix_last, renorm, sizes, n_chunks, out):
+    """Chunks of images in parallel, one O(P d + m) workspace per chunk, each image by one thread in a fixed order.
+
+    The tables come as the fields of CNTKSketchTables, in order, and are reassembled inside the loop: numba
+    cannot hand a NamedTuple that nests NamedTuples to a prange body.
+    """
     n, h0, w0, _ = X.shape
     npix = h0 * w0
+    n_layers = dims.shape[0] - 1
+    degree = sqrt_c0.shape[1] - 1
+    d_f, d_p, d_gm, d_tm, n_work, d_acc, n_tmp = sizes[0], sizes[1], sizes[2], sizes[3], sizes[4], sizes[5], sizes[6]
     for c in prange(n_chunks):
         start = (c * n) // n_chunks
         stop = ((c + 1) * n) // n_chunks
-        sqn = np.zeros((n_layers, npix))
-        nbuf = np.zeros((2, npix))
-        F = np.zeros((npix, dF))
-        PP = np.zeros((npix, dP))
-        G = np.zeros((npix, dG))
-        MM = np.zeros((npix, dMM))
-        ub = np.zeros(dF)
-        gd = np.zeros(dG)
-        Z = np.zeros((max(degree - 1, 1), m_poly))
-        w1 = np.zeros(n_work)
-        w2 = np.zeros(n_work)
-        w3 = np.zeros(n_work)
+        norms = np.zeros((n_layers, npix))
+        pdiag = np.zeros((2, npix))
+        F = np.zeros((npix, d_f))
+        PP = np.zeros((npix, d_p))
+        G = np.zeros((npix, d_gm))
+        MM = np.zeros((npix, d_tm))
+        u = np.zeros(d_f)
+        gdot = np.zeros(d_gm)
+        Z = np.zeros((max(degree - 1, 1), pixel_dim))
+        col = np.zeros(npix)
+        tmp = np.zeros(n_tmp)
+        work1 = np.zeros(n_work)
+        work2 = np.zeros(n_work)
         acc = np.zeros(d_acc)
-        tmp = np.zeros(d_acc)
+        T = CNTKSketchTables(d_in, d_g, d_t, d_pp, pixel_dim, sqrt_c0, sqrt_c1, powers, hidden_tensor, patch_srht,
+                             patch_s, patch_p, final_tensor, has_final_tensor, out_srht, compress_out)
         for a in range(start, stop):
-            _image_sketch(X[a], dims, q, off, n_layers, degree, fix_first, fix_last, use_srht, renorm,
-                          sqc0, sqc1, d_in, d_g, d_pp, d_t, m_poly, m_s, m_pp,
-                          u_signs, u_npad, z_signs, z_rows1, z_rows2, z_npad,
-                          t_signs1, t_signs2, t_rows1, t_rows2, t_npad1, t_npad2,
-                          s_idx, s_sgn, s_rows, s_npad, p_idx, p_sgn, p_rows, p_npad, c_scale_s, c_scale_p,
-                          f_signs1, f_signs2, f_rows1, f_rows2, f_npad1, f_npad2, has_final_t,
-                          o_signs, o_rows, o_npad, compress_out,
-                          sqn, nbuf, F, PP, G, MM, ub, gd, Z, w1, w2, w3, acc, tmp, out[a])
+            _image_features(X[a], T, dims, q, off, fix_first, fix_last, renorm, norms, pdiag, F, PP, G, MM, u,
+                            gdot, Z, col, tmp, work1, work2, acc, out[a])
 
 
 # ------------------------------------------------------------------------------------------------ Python API
@@ -428,13 +596,6 @@ def _check_bool(value, name):
     if not isinstance(value, (bool, np.bool_)):
         raise ValueError(f"{name} must be True or False; got {value!r}.")
     return bool(value)
-
-
-def _pad_stack(arrays, width, dtype):
-    out = np.zeros((len(arrays), max(width, 1)), dtype=dtype)
-    for k, a in enumerate(arrays):
-        out[k, :len(a)] = a
-    return out
 
 
 class CNTKSketch(TransformerMixin, BaseEstimator):
@@ -523,24 +684,14 @@ class CNTKSketch(TransformerMixin, BaseEstimator):
 
     # -------------------------------------------------------------------------------------------- parameters
     def _check_params(self):
-        L = check_positive_int(self.depth, "depth")
+        L, q = check_architecture(self.depth, self.filter_size, self.padding)
         m = check_positive_int(self.n_components, "n_components")
-        q = check_positive_int(self.filter_size, "filter_size")
         p = check_positive_int(self.degree, "degree")
         d = check_positive_int(self.pixel_dim, "pixel_dim")
-        if self.padding not in ("valid", "same"):
-            raise ValueError(f"padding must be 'valid' or 'same'; got {self.padding!r}.")
-        if self.padding == "same" and q % 2 == 0:
-            raise ValueError(f"padding='same' needs an odd filter_size; got filter_size={q}. Use an odd "
-                             "filter_size or padding='valid'.")
         if self.patch_sketch not in ("countsketch", "srht"):
             raise ValueError(f"patch_sketch must be 'countsketch' or 'srht'; got {self.patch_sketch!r}.")
         _check_bool(self.renormalize, "renormalize")
-        ff = _check_bool(self.fix_first, "fix_first")
-        fl = _check_bool(self.fix_last, "fix_last")
-        if ff and fl and L == 1:
-            raise ValueError("fix_first=True and fix_last=True with depth=1 leave no trainable layer: the kernel is "
-                             "identically zero. Use depth >= 2 or set fix_first=False or fix_last=False.")
+        ff, fl = check_fixed_layers(L, self.fix_first, self.fix_last)
         if self.nonnegative is not None:
             _check_bool(self.nonnegative, "nonnegative")
         return L, m, q, p, d, ff, fl
@@ -611,130 +762,18 @@ class CNTKSketch(TransformerMixin, BaseEstimator):
                 nonneg = bool(np.all(Xc >= 0))
         nonneg = bool(nonneg) if nonneg is not None else False
         H, W, C = shape
-        if self.padding == "valid":
-            field = L * (q - 1) + 1
-            if H < field or W < field:
-                raise ValueError(f"images of {H} x {W} pixels are smaller than the receptive field {field} x {field} "
-                                 f"of depth={L} 'valid' layers with filter_size={q}; use smaller depth or "
-                                 "filter_size, larger images, or padding='same'.")
+        check_receptive_field(H, W, L, q, self.padding)
         P0, P1 = self._polynomials(L, p, nonneg)
-        rng = check_random_state(self.seed)
-        srht = self.patch_sketch == "srht"
-
-        dphi = q * q * C
-        d_in = np.array([dphi] + [d + q * q] * (L - 1), dtype=np.int64)  # S features: [sketch, q^2 exact constants]
-        d_g = 1 + d_in + (p - 1) * d
-        d_t = np.array([0 if (h == 0 and ff) else d for h in range(L)], dtype=np.int64)  # hidden TensorSRHTs
-        d_t[L - 1] = 0
-        # P features on grid h + 1: [compressed T parts (if any), S features]; on grid 1: 0 or phi0
-        d_pp = np.array([0 if ff else dphi] + [d_t[h] + d + q * q for h in range(L - 1)], dtype=np.int64)
-        # powers of u: per layer, one sign vector for u and per degree l >= 2 a TensorSRHT (Z_{l-1}, u) -> d
-        u_signs, u_npad, z_signs, z_rows1, z_rows2, z_npad = [], [], [], [], [], []
-        for h in range(L):
-            us = None
-            zs, zr1, zr2, zn = [], [], [], []
-            for l in range(2, p + 1):
-                dprev = int(d_in[h]) if l == 2 else d
-                t = draw_tensor_srht(dprev, int(d_in[h]), d, rng)
-                if us is None:
-                    us = t.signs2
-                zs.append(t.signs1)
-                zr1.append(t.rows1)
-                zr2.append(t.rows2)
-                zn.append(t.n_pad1)
-            u_signs.append(us if us is not None else np.ones(1))
-            u_npad.append(next_pow2(int(d_in[h])))
-            z_signs.append(_pad_stack(zs, int(max(d_in.max(), d)), np.float64) if zs else np.zeros((1, 1)))
-            z_rows1.append(_pad_stack(zr1, d, np.int64) if zr1 else np.zeros((1, d), np.int64))
-            z_rows2.append(_pad_stack(zr2, d, np.int64) if zr2 else np.zeros((1, d), np.int64))
-            z_npad.append(zn if zn else [1])
-        z_signs = np.ascontiguousarray(np.stack(z_signs))
-        z_rows1 = np.ascontiguousarray(np.stack(z_rows1))
-        z_rows2 = np.ascontiguousarray(np.stack(z_rows2))
-        z_npad = np.array(z_npad, dtype=np.int64)
-        u_signs = _pad_stack(u_signs, int(d_in.max()), np.float64)
-        u_npad = np.array(u_npad, dtype=np.int64)
-        # hidden layers: TensorSRHT (pp, gdot) -> d, and the two patch compressions
-        n_hidden = max(L - 1, 1)
-        t_s1, t_s2, t_r1, t_r2, t_n1, t_n2 = [], [], [], [], [], []
-        s_idx, s_sgn, s_rows, s_npad, p_idx, p_sgn, p_rows, p_npad = [], [], [], [], [], [], [], []
-        for h in range(L - 1):
-            if d_t[h] > 0:
-                t = draw_tensor_srht(int(d_pp[h]), int(d_g[h]), d, rng)
-                t_s1.append(t.signs1), t_s2.append(t.signs2), t_r1.append(t.rows1), t_r2.append(t.rows2)
-                t_n1.append(t.n_pad1), t_n2.append(t.n_pad2)
-            else:
-                t_s1.append(np.zeros(1)), t_s2.append(np.zeros(1))
-                t_r1.append(np.zeros(d, np.int64)), t_r2.append(np.zeros(d, np.int64))
-                t_n1.append(1), t_n2.append(1)
-            for dim, idx_l, sgn_l, rows_l, npad_l in ((int(d_g[h]), s_idx, s_sgn, s_rows, s_npad),
-                                                      (int(d_t[h]), p_idx, p_sgn, p_rows, p_npad)):
-                if dim == 0:
-                    idx_l.append(np.zeros(1, np.int64))
-                    sgn_l.append(np.zeros(1))
-                    rows_l.append(np.zeros(d, np.int64))
-                    npad_l.append(1)
-                elif srht:
-                    t = draw_srht(q * q * dim, d, rng)
-                    idx_l.append(np.zeros(1, np.int64))
-                    sgn_l.append(t.signs)
-                    rows_l.append(t.rows)
-                    npad_l.append(t.n_pad)
-                else:
-                    t = draw_countsketch(q * q * dim, d, 1, rng)
-                    idx_l.append(t.indices[:, 0])
-                    sgn_l.append(t.signs[:, 0])
-                    rows_l.append(np.zeros(d, np.int64))
-                    npad_l.append(1)
-        if L == 1:  # keep the stacked arrays non-empty
-            for lst, v in ((t_s1, np.zeros(1)), (t_s2, np.zeros(1)), (t_r1, np.zeros(d, np.int64)),
-                           (t_r2, np.zeros(d, np.int64)), (t_n1, 1), (t_n2, 1), (s_idx, np.zeros(1, np.int64)),
-                           (s_sgn, np.zeros(1)), (s_rows, np.zeros(d, np.int64)), (s_npad, 1),
-                           (p_idx, np.zeros(1, np.int64)), (p_sgn, np.zeros(1)), (p_rows, np.zeros(d, np.int64)),
-                           (p_npad, 1)):
-                lst.append(v)
-
-        def stack(lst, dtype):
-            return _pad_stack(lst, max(len(a) for a in lst), dtype)
-
-        # final layer: TensorSRHT (pp_{L-1}, gdot_L) -> m unless P_{L-1} = 0; g appended unless fix_last
-        has_final_t = d_pp[L - 1] > 0
-        if has_final_t:
-            ft = draw_tensor_srht(int(d_pp[L - 1]), int(d_g[L - 1]), m, rng)
-            f_args = (ft.signs1, ft.signs2, ft.rows1, ft.rows2, ft.n_pad1, ft.n_pad2)
-        else:
-            f_args = (np.zeros(1), np.zeros(1), np.zeros(0, np.int64), np.zeros(0, np.int64), 1, 1)
-        d_acc = (m if has_final_t else 0) + (0 if fl else int(d_g[L - 1]))
-        compress_out = d_acc != m or not has_final_t
-        if compress_out:
-            ot = draw_srht(d_acc, m, rng)
-            o_args = (ot.signs, ot.rows, ot.n_pad)
-        else:
-            o_args = (np.zeros(1), np.zeros(m, np.int64), 1)
-
-        all_npads = [int(v) for v in u_npad] + [int(v) for v in z_npad.ravel()] + t_n1 + t_n2 + s_npad + p_npad
-        all_npads += [f_args[4], f_args[5], o_args[2]]
-        self._tables = dict(
-            d_in=d_in, d_g=d_g, d_pp=d_pp, d_t=d_t,
-            sqc0=np.sqrt(np.stack(P0)), sqc1=np.sqrt(np.stack(P1)),
-            u_signs=u_signs, u_npad=u_npad, z_signs=z_signs, z_rows1=z_rows1, z_rows2=z_rows2, z_npad=z_npad,
-            t_signs1=stack(t_s1, np.float64), t_signs2=stack(t_s2, np.float64),
-            t_rows1=stack(t_r1, np.int64), t_rows2=stack(t_r2, np.int64),
-            t_npad1=np.array(t_n1, np.int64), t_npad2=np.array(t_n2, np.int64),
-            s_idx=stack(s_idx, np.int64), s_sgn=stack(s_sgn, np.float64), s_rows=stack(s_rows, np.int64),
-            s_npad=np.array(s_npad, np.int64), p_idx=stack(p_idx, np.int64), p_sgn=stack(p_sgn, np.float64),
-            p_rows=stack(p_rows, np.int64), p_npad=np.array(p_npad, np.int64),
-            f_args=f_args, has_final_t=bool(has_final_t), o_args=o_args, compress_out=bool(compress_out),
-            dF=int(d_in.max()), dP=max(int(d_pp.max()), d, 1), dG=int(d_g.max()),
-            dMM=max(int(d_t.max()), 1), n_work=max(all_npads), d_acc=max(d_acc, 1),
-        )
+        self._tables = draw_cntk_sketch_tables((H, W, C), L, q, p, d, m, P0, P1, fix_first=ff, fix_last=fl,
+                                               patch_sketch=self.patch_sketch, seed=check_random_state(self.seed))
+        self._workspace = _workspace_sizes(self._tables, (H, W, C))
         self.image_shape_ = (H, W, C)
         self.grid_sizes_ = cntk_grid_sizes(H, W, L, q, self.padding)
         self.poly_k0_, self.poly_k1_ = P0, P1
         self.nonnegative_ = nonneg
         self.n_features_out_ = m
         self.n_features_in_ = H * W * C   # values per image
-        self._config = (L, m, q, p, d, ff, fl, srht)
+        self._config = (L, m, q, p, d, ff, fl)
         return self
 
     # -------------------------------------------------------------------------------------------- transform
@@ -753,24 +792,17 @@ class CNTKSketch(TransformerMixin, BaseEstimator):
         if arr.shape[1:] != self.image_shape_:
             raise ValueError(f"X has images of shape {arr.shape[1:]} but this CNTKSketch was fitted on "
                              f"{self.image_shape_}; resize the images or refit.")
-        L, m, q, p, d, ff, fl, srht = self._config
+        L, m, q, p, d, ff, fl = self._config
         n = arr.shape[0]
         out = np.empty((n, m))
-        T = self._tables
         dims = np.array(self.grid_sizes_, dtype=np.int64)
-        off = -((q - 1) // 2) if self.padding == "same" else 0
+        off = patch_offset(q, self.padding)
         for b0 in range(0, n, chunk_size):
             Xb = check_images(arr[b0:b0 + chunk_size], "X", dtype=np.float64)
             nb = Xb.shape[0]
             n_chunks = max(1, min(nb, numba.get_num_threads()))
-            _sketch_images(Xb, n_chunks, dims, q, off, L, p, ff, fl, srht, self.renormalize,
-                           T["sqc0"], T["sqc1"], T["d_in"], T["d_g"], T["d_pp"], T["d_t"], d, d, d,
-                           T["u_signs"], T["u_npad"], T["z_signs"], T["z_rows1"], T["z_rows2"], T["z_npad"],
-                           T["t_signs1"], T["t_signs2"], T["t_rows1"], T["t_rows2"], T["t_npad1"], T["t_npad2"],
-                           T["s_idx"], T["s_sgn"], T["s_rows"], T["s_npad"], T["p_idx"], T["p_sgn"], T["p_rows"],
-                           T["p_npad"], 1.0 / np.sqrt(d), 1.0 / np.sqrt(d),
-                           *T["f_args"], T["has_final_t"], *T["o_args"], T["compress_out"],
-                           T["dF"], T["dP"], T["dG"], T["dMM"], T["n_work"], T["d_acc"], out[b0:b0 + nb])
+            _sketch_images(Xb, self._tables, dims, q, off, ff, fl, bool(self.renormalize), self._workspace,
+                           n_chunks, out[b0:b0 + nb])
         return out
 
     def fit_transform(self, X, y=None):

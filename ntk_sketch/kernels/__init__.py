@@ -11,7 +11,8 @@ from .arccos import (
     taylor_coefficients_k1,
     taylor_truncation_error,
 )
-from .cntk_exact import cntk_grid_sizes, cntk_kernel, cntk_normalisers
+from .cntk_exact import cntk_kernel
+from .cntk_geometry import cntk_grid_sizes, cntk_normalisers
 from .ntk_exact import nngp_cosine_kernel, nngp_kernel, ntk_cosine_kernel, ntk_kernel
 from .polynomials import arccos_polynomials, ntk_polynomial
 

@@ -26,9 +26,11 @@ How it is computed (cost O(L q P^2) per pair of images, P pixels; memory O(P^2) 
   the masked Gdot (Gdot is taken as 0 where a patch is zero; P is 0 there anyway) exactly 0 there.  'valid'
   blocks are compact with the row stride of their own grid; the flat column pass leaves finite garbage in
   the columns beyond the next grid's width, which the row pass drops while compacting.
-* The normalisers ``N_h`` depend on one image only: they are computed once per image, by the same two passes
-  (so they follow the same summation order as the diagonal ``S_h[p, p](x, x)`` of the cross recursion), and the
-  pair loop reads ``sqrt(N)`` and ``1/sqrt(N)`` (0 for a zero patch, so zero patches contribute 0, never NaN).
+* The grids, patch offsets, fixed-layer rules and the normalisers ``N_h`` (which depend on one image only) come
+  from :mod:`ntk_sketch.kernels.cntk_geometry`, shared with CNTKSketch: ``N_h`` is computed once per image by
+  the same two passes as here (so it follows the summation order of the diagonal ``S_h[p, p](x, x)`` of the
+  cross recursion), and the pair loop reads ``sqrt(N)`` and ``1/sqrt(N)`` (0 for a zero patch, so zero patches
+  contribute 0, never NaN).
 * The arc-cosine functions come from :mod:`ntk_sketch.kernels.arccos` (branch-free, vectorised by LLVM).
 * Numerics at ``r = +-1``: k0 is not Lipschitz there (``k0(1 - d) ~ 1 - sqrt(2 d) / pi``), so a correlation
   that is 1 mathematically but comes out a few ulps below 1 would move k0 by ~1e-8.  The correlation is
@@ -41,7 +43,7 @@ How it is computed (cost O(L q P^2) per pair of images, P pixels; memory O(P^2) 
 
 For later sketches the recursion also accepts polynomials ``sum_l c_l r^l`` in place of k0 and/or k1
 (``k0_coefficients`` / ``k1_coefficients``); the normalisers ``N_h`` stay the exact ones (they depend on the
-image only, and :func:`cntk_normalisers` returns them).
+image only, and :func:`ntk_sketch.kernels.cntk_geometry.cntk_normalisers` returns them).
 """
 from __future__ import annotations
 
@@ -49,11 +51,13 @@ import numba
 import numpy as np
 from numba import prange
 
-from .._validation import check_images, check_positive_int
+from .._validation import check_images
 from .arccos import _k0, _k0_k1, _k1
 from .arccos import _snap_cosine as _snap
+from .cntk_geometry import (_image_normalisers, check_architecture, check_fixed_layers, cntk_grid_sizes,
+                            cntk_normalisers, grid_geometry)
 
-__all__ = ["cntk_kernel", "cntk_normalisers", "cntk_grid_sizes"]
+__all__ = ["cntk_kernel", "cntk_normalisers", "cntk_grid_sizes"]  # the last two: from cntk_geometry
 
 @numba.njit(cache=True, inline="always")
 def _horner(c, a):
@@ -95,7 +99,7 @@ def _emit(ring, out, o_start, o, i_lo, i_hi, q, off, nb, rows, in_stride, out_st
     (position mod q), with row stride ``in_stride``; the output block at ``out[o_start:]`` gets row stride
     ``out_stride`` (<= in_stride: 'valid' layers compact their rows as they shrink, through the scratch block
     ``tmp`` so that the sum itself stays flat).  Positions outside [i_lo, i_hi) are zero padding.  Order: a
-    ascending, then the scale (as in _image_normalisers).
+    ascending, then the scale (as in cntk_geometry._patch_sum).
     """
     flat = in_stride == out_stride
     length = rows * in_stride
@@ -133,70 +137,30 @@ def _emit(ring, out, o_start, o, i_lo, i_hi, q, off, nb, rows, in_stride, out_st
                     drow[k] = src[k]
 
 
-@numba.njit(cache=True)
-def _image_normalisers(x, dims, q, off, inv_q2, ws, coff, sqrt_n, rsqrt_n, n_out, col, cur, nxt):
-    """N_h of one image for h = 0..L-1 (on grid h+1), stored as sqrt(N) and 1/sqrt(N) (0 where N = 0).
-
-    Pixel (i, j) of every layer is stored at i*ws + coff + j (the row stride and column offset of the pair
-    layout, see _cntk_pair); entries that are not pixels of the layer's grid stay 0.  Sums run in the same
-    order as the cross recursion on its pixel diagonal (b ascending, then a ascending, then the scale), so
-    N_h equals S_h[p, p](x, x) up to the rounding that ``_snap`` absorbs.
-    """
-    h0, w0, c = x.shape
-    for i in range(h0):
-        for j in range(w0):
-            s = 0.0
-            for k in range(c):
-                s += x[i, j, k] * x[i, j, k]
-            cur[i * w0 + j] = s
-    n_layers = sqrt_n.shape[0]
-    for h in range(n_layers):
-        hi, wi = dims[h, 0], dims[h, 1]
-        ho, wo = dims[h + 1, 0], dims[h + 1, 1]
-        scale = 1.0 if h == 0 else inv_q2
-        for i in range(hi):
-            for j in range(wo):
-                s = 0.0
-                for bb in range(q):
-                    jj = j + bb + off
-                    if jj < 0 or jj >= wi:
-                        continue
-                    s += cur[i * w0 + jj]
-                col[i * w0 + j] = s
-        for i in range(ho):
-            for j in range(wo):
-                s = 0.0
-                for aa in range(q):
-                    ii = i + aa + off
-                    if ii < 0 or ii >= hi:
-                        continue
-                    s += col[ii * w0 + j]
-                if scale != 1.0:
-                    s *= scale
-                nxt[i * w0 + j] = s
-        for i in range(ho):
-            for j in range(wo):
-                v = nxt[i * w0 + j]
-                cur[i * w0 + j] = v
-                n_out[h, i * ws + coff + j] = v
-                sqrt_n[h, i * ws + coff + j] = np.sqrt(v)
-                rsqrt_n[h, i * ws + coff + j] = 1.0 / np.sqrt(v) if v > 0.0 else 0.0
-
-
 @numba.njit(cache=True, parallel=True)
-def _all_normalisers(X, dims, q, off, inv_q2, n_layers):
+def _all_normalisers(X, dims, q, off, n_layers):
+    """sqrt(N_h) and 1/sqrt(N_h) (0 where N = 0) of every image in the pair layout, h = 0..L-1.
+
+    N_h comes from :func:`ntk_sketch.kernels.cntk_geometry._image_normalisers` (the summation order of the
+    cross recursion on its pixel diagonal); pixel (i, j) of grid h + 1 is stored at i*ws + coff + j (the row
+    stride and column offset of the pair layout, see _cntk_pair); entries that are not pixels stay 0.
+    """
     n, h0, w0, _ = X.shape
     coff = -off
     ws = w0 + 2 * coff
     sqrt_n = np.zeros((n, n_layers, h0 * ws))
     rsqrt_n = np.zeros((n, n_layers, h0 * ws))
-    n_vals = np.zeros((n, n_layers, h0 * ws))
     for a in prange(n):
-        col = np.zeros(h0 * w0)
-        cur = np.zeros(h0 * w0)
-        nxt = np.zeros(h0 * w0)
-        _image_normalisers(X[a], dims, q, off, inv_q2, ws, coff, sqrt_n[a], rsqrt_n[a], n_vals[a], col, cur, nxt)
-    return sqrt_n, rsqrt_n, n_vals
+        norms = np.zeros((n_layers, h0 * w0))
+        _image_normalisers(X[a], dims, q, off, norms, np.empty(h0 * w0), np.empty(h0 * w0))
+        for h in range(n_layers):
+            ho, wo = dims[h + 1, 0], dims[h + 1, 1]
+            for i in range(ho):
+                for j in range(wo):
+                    v = norms[h, i * wo + j]
+                    sqrt_n[a, h, i * ws + coff + j] = np.sqrt(v)
+                    rsqrt_n[a, h, i * ws + coff + j] = 1.0 / np.sqrt(v) if v > 0.0 else 0.0
+    return sqrt_n, rsqrt_n
 
 
 @numba.njit(cache=True)
@@ -509,76 +473,6 @@ def _cntk_pairs(X1t, X2t, sq1, rs1, sq2, rs2, symmetric, dims, q, off, inv_q2, f
 
 
 # ------------------------------------------------------------------------------------------------ Python API
-def cntk_grid_sizes(height, width, depth, filter_size, padding):
-    """Grid sizes ``[(H_0, W_0), ..., (H_L, W_L)]`` of the input and of the L layers' outputs (docs/math.md §3).
-
-    'valid' shrinks each side by ``q - 1`` per layer; 'same' keeps it.
-    """
-    shrink = 0 if padding == "same" else filter_size - 1
-    return [(height - h * shrink, width - h * shrink) for h in range(depth + 1)]
-
-
-def _check_architecture(depth, filter_size, padding):
-    depth = check_positive_int(depth, "depth")
-    q = check_positive_int(filter_size, "filter_size")
-    if padding not in ("valid", "same"):
-        raise ValueError(f"padding must be 'valid' or 'same'; got {padding!r}.")
-    if padding == "same" and q % 2 == 0:
-        raise ValueError(f"padding='same' needs an odd filter_size (symmetric zero padding); got filter_size={q}. "
-                         "Use an odd filter_size or padding='valid'.")
-    return depth, q
-
-
-def _geometry(shape, depth, q, padding):
-    """Grid sizes (as an int64 array), first patch offset and 1/q^2, after checking the receptive field."""
-    height, width = shape[1], shape[2]
-    if padding == "valid":
-        field = depth * (q - 1) + 1
-        if height < field or width < field:
-            raise ValueError(f"images of {height} x {width} pixels are smaller than the receptive field "
-                             f"{field} x {field} of depth={depth} 'valid' layers with filter_size={q}; use "
-                             "smaller depth or filter_size, larger images, or padding='same'.")
-    dims = np.array(cntk_grid_sizes(height, width, depth, q, padding), dtype=np.int64)
-    off = -((q - 1) // 2) if padding == "same" else 0
-    return dims, off, 1.0 / float(q * q)
-
-
-def cntk_normalisers(X, *, depth, filter_size=3, padding="valid"):
-    """Per-pixel normalisers ``N_h`` of CNTK-GAP for h = 0..L-1 (docs/math.md §3), which depend on one image only.
-
-    ``N_0[p] = sum_u |x_{p+u}|^2`` (squared patch norm, zero padding for 'same') and
-    ``N_h[p] = (1/q^2) sum_u N_{h-1}[p+u]``; ``N_h`` lives on the output grid of layer h + 1 and equals the
-    pixel diagonal ``S_h[p, p](x, x)`` of the recursion.  CNTKSketch (docs/math.md §7) combines its unit-norm
-    pixel features with these exact values.
-
-    Parameters
-    ----------
-    X : array_like, shape (n, H, W, C)
-        Images; float32 is accepted, the computation is in float64.
-    depth, filter_size, padding
-        As in :func:`cntk_kernel`.
-
-    Returns
-    -------
-    list of numpy.ndarray
-        ``depth`` float64 arrays; entry h has shape (n, H_{h+1}, W_{h+1}) (see :func:`cntk_grid_sizes`).
-    """
-    depth, q = _check_architecture(depth, filter_size, padding)
-    X = check_images(X, "X", dtype=np.float64)
-    dims, off, inv_q2 = _geometry(X.shape, depth, q, padding)
-    _, _, nv = _all_normalisers(X, dims, q, off, inv_q2, depth)
-    n, w0 = X.shape[0], X.shape[2]
-    ws = w0 - 2 * off
-    return [np.ascontiguousarray(nv[:, h, :].reshape(n, X.shape[1], ws)[:, :dims[h + 1, 0], -off:-off + dims[h + 1, 1]])
-            for h in range(depth)]
-
-
-def _check_bool(value, name):
-    if not isinstance(value, (bool, np.bool_)):
-        raise ValueError(f"{name} must be True or False; got {value!r}.")
-    return bool(value)
-
-
 def _check_coefficients(c, name):
     if c is None:
         return np.zeros(1), False
@@ -637,12 +531,8 @@ def cntk_kernel(X1, X2=None, *, depth, filter_size=3, padding="valid", fix_first
     per thread.  For constant images (``padding='valid'``) the kernel reduces to the fully connected NTK
     recursion of the pixel vectors (docs/math.md §2), which the tests use as a closed form.
     """
-    depth, q = _check_architecture(depth, filter_size, padding)
-    fix_first = _check_bool(fix_first, "fix_first")
-    fix_last = _check_bool(fix_last, "fix_last")
-    if fix_first and fix_last and depth == 1:
-        raise ValueError("fix_first=True and fix_last=True with depth=1 leave no trainable layer: the kernel is "
-                         "identically zero. Use depth >= 2 or set fix_first=False or fix_last=False.")
+    depth, q = check_architecture(depth, filter_size, padding)
+    fix_first, fix_last = check_fixed_layers(depth, fix_first, fix_last)
     c0, use0 = _check_coefficients(k0_coefficients, "k0_coefficients")
     c1, use1 = _check_coefficients(k1_coefficients, "k1_coefficients")
 
@@ -656,14 +546,15 @@ def cntk_kernel(X1, X2=None, *, depth, filter_size=3, padding="valid", fix_first
             raise ValueError(f"X1 and X2 must have the same image shape (H, W, C); got {X1.shape[1:]} and "
                              f"{X2.shape[1:]}. Resize or pad the images to a common shape.")
     n1, n2 = X1.shape[0], X2.shape[0]
-    dims, off, inv_q2 = _geometry(X1.shape, depth, q, padding)
+    dims, off = grid_geometry(X1.shape[1], X1.shape[2], depth, q, padding)
+    inv_q2 = 1.0 / float(q * q)
 
-    sq1, rs1, _ = _all_normalisers(X1, dims, q, off, inv_q2, depth)
+    sq1, rs1 = _all_normalisers(X1, dims, q, off, depth)
     if symmetric:
         sq2, rs2 = sq1, rs1
         n_pairs = n1 * (n1 + 1) // 2
     else:
-        sq2, rs2, _ = _all_normalisers(X2, dims, q, off, inv_q2, depth)
+        sq2, rs2 = _all_normalisers(X2, dims, q, off, depth)
         n_pairs = n1 * n2
     n_chunks = max(1, min(n_pairs, numba.get_num_threads()))
     X1t = np.ascontiguousarray(X1.transpose(0, 3, 1, 2))

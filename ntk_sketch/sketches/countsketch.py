@@ -25,6 +25,11 @@ njit kernels (for other modules' njit loops)
 ``_countsketch_sparse(indices, signs, x_idx, x_val, out)``
     Same for one sparse vector given by its column indices ``x_idx`` (int32/int64) and values ``x_val``
     (e.g. one CSR row ``X.indices[a:b], X.data[a:b]``); cost O(s nnz).
+``_countsketch1_add_block(index, signs, start, x, out)``
+    CountSketch (s = 1) given by the columns ``index = indices[:, 0]``, ``signs = signs[:, 0]`` as 1-d arrays:
+    ``out += S[:, start:start + len(x)] @ x``, the contribution of one block x of a longer vector.  A sketch of a
+    concatenation ``(x_0, x_1, ...)`` is the sum of its blocks' contributions, so callers (CNTKSketch's patch
+    concatenations) sketch it without forming it.  (1-d tables: measured about 20% faster than indexing (d, 1) ones.)
 ``_countsketch_dense_rows(indices, signs, X, out, r0, r1)`` / ``_countsketch_csr_rows(indices, signs, indptr,
 X_indices, X_data, out, r0, r1)``
     Rows r0..r1-1 of a batch, serially; ``out`` (n, m).
@@ -106,6 +111,12 @@ def _countsketch_dense(indices, signs, x, out):
         if v != 0.0:
             for k in range(s):
                 out[indices[i, k]] += signs[i, k] * v
+
+
+@numba.njit(cache=True, inline="always")
+def _countsketch1_add_block(index, signs, start, x, out):
+    for i in range(x.shape[0]):
+        out[index[start + i]] += signs[start + i] * x[i]
 
 
 @numba.njit(cache=True)
