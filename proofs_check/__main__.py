@@ -65,7 +65,8 @@ def main(argv=None):
         mod = importlib.import_module(f"proofs_check.{name}")
         idx.append(f"## {name}: {mod.TITLE}  ({timings[name]:.1f} s)")
         idx.append("")
-        idx.append(f"- table: [{name}.md]({name}.md)")
+        tables = sorted(f for f in os.listdir(ctx.out_dir) if f.startswith(name) and f.endswith(".md"))
+        idx.extend(f"- table: [{t}]({t})" for t in tables)
         pngs = sorted(f for f in os.listdir(ctx.out_dir) if f.startswith(name) and f.endswith(".png"))
         if pngs:
             idx.extend(f"- plot: [{p}]({p})\n\n  ![{p}]({p})" for p in pngs)

@@ -110,7 +110,8 @@ def run(ctx):
     gain = np.array(need["gaussian"]) / np.array(need["leverage"])
     results.append(Result(NAME, "NTKRF L=1: leverage vs Gaussian sampling (m needed for eps 0.5)", data_s,
                           f"Gaussian / leverage m = {', '.join(fmt(g) for g in gain)}",
-                          "no gain expected at d = 64 (the radial variance factor is (d+2)/d)", "finding"))
+                          f"Gaussian/leverage m = {', '.join(fmt(g) for g in gain)}; little gain expected at "
+                          f"d = {Xs.shape[1]} (radial variance factor (d+2)/d)", "finding"))
     write_table(ctx, NAME, ["data", "L", "m", "95% additive error / (|y||z|)"], rows_e,
                 preamble=f"# {TITLE}\n\n## Additive per-entry error\n\nMedian over {n_seeds} seeds of the 95% "
                          "quantile over pairs.")
