@@ -49,7 +49,15 @@ import numba
 import numpy as np
 from numba import prange
 
-from .._validation import check_images, check_positive_int
+from .._validation import (
+    check_images,
+    check_positive_int,
+    row_scale_exponents,
+    scale_rows,
+    unscale_kernel,
+    unscale_rows,
+    warn_if_channels_first,
+)
 from .arccos import _k0, _k0_k1, _k1
 from .arccos import _snap_cosine as _snap
 
@@ -564,12 +572,16 @@ def cntk_normalisers(X, *, depth, filter_size=3, padding="valid"):
         ``depth`` float64 arrays; entry h has shape (n, H_{h+1}, W_{h+1}) (see :func:`cntk_grid_sizes`).
     """
     depth, q = _check_architecture(depth, filter_size, padding)
-    X = check_images(X, "X", dtype=np.float64)
+    X = check_images(X, "X", dtype=np.float64, allow_empty=True)
+    warn_if_channels_first(X.shape, "X", padding)
     dims, off, inv_q2 = _geometry(X.shape, depth, q, padding)
+    e = row_scale_exponents(X)  # N_h is homogeneous of degree 2 in the image: rescale, then scale back exactly
+    X = scale_rows(X, e)
     _, _, nv = _all_normalisers(X, dims, q, off, inv_q2, depth)
     n, w0 = X.shape[0], X.shape[2]
     ws = w0 - 2 * off
-    return [np.ascontiguousarray(nv[:, h, :].reshape(n, X.shape[1], ws)[:, :dims[h + 1, 0], -off:-off + dims[h + 1, 1]])
+    return [unscale_rows(np.ascontiguousarray(
+                nv[:, h, :].reshape(n, X.shape[1], ws)[:, :dims[h + 1, 0], -off:-off + dims[h + 1, 1]]), e, "X", 2)
             for h in range(depth)]
 
 
@@ -646,17 +658,26 @@ def cntk_kernel(X1, X2=None, *, depth, filter_size=3, padding="valid", fix_first
     c0, use0 = _check_coefficients(k0_coefficients, "k0_coefficients")
     c1, use1 = _check_coefficients(k1_coefficients, "k1_coefficients")
 
-    X1 = check_images(X1, "X1", dtype=np.float64)
+    X1 = check_images(X1, "X1", dtype=np.float64, allow_empty=True)
+    warn_if_channels_first(X1.shape, "X1", padding)
     symmetric = X2 is None
     if symmetric:
         X2 = X1
     else:
-        X2 = check_images(X2, "X2", dtype=np.float64)
+        X2 = check_images(X2, "X2", dtype=np.float64, allow_empty=True)
         if X2.shape[1:] != X1.shape[1:]:
             raise ValueError(f"X1 and X2 must have the same image shape (H, W, C); got {X1.shape[1:]} and "
                              f"{X2.shape[1:]}. Resize or pad the images to a common shape.")
     n1, n2 = X1.shape[0], X2.shape[0]
     dims, off, inv_q2 = _geometry(X1.shape, depth, q, padding)
+    if n1 == 0 or n2 == 0:
+        return np.empty((n1, n2))
+    # The kernel is homogeneous of degree 1 in each image: images with entries beyond ~2^+-256 are rescaled by
+    # powers of two and the kernel scaled back exactly (_validation.row_scale_exponents).
+    e1 = row_scale_exponents(X1)
+    X1 = scale_rows(X1, e1)
+    e2 = e1 if symmetric else row_scale_exponents(X2)
+    X2 = X1 if symmetric else scale_rows(X2, e2)
 
     sq1, rs1, _ = _all_normalisers(X1, dims, q, off, inv_q2, depth)
     if symmetric:
@@ -671,4 +692,4 @@ def cntk_kernel(X1, X2=None, *, depth, filter_size=3, padding="valid", fix_first
     K = np.empty((n1, n2))
     _cntk_pairs(X1t, X2t, sq1, rs1, sq2, rs2, symmetric, dims, q, off, inv_q2, fix_first, fix_last,
                 c0, c1, use0, use1, n_chunks, K)
-    return K
+    return unscale_kernel(K, e1, e2, "X1" if symmetric else "X1 or X2")
