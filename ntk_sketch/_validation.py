@@ -214,7 +214,7 @@ def check_n_features(X, expected: int, name: str = "X", fitted_on: str = "fit") 
 # the window are used as they are.  Floating-point arithmetic commutes exactly with scaling by a power of two as
 # long as nothing overflows or becomes subnormal, so K(2^k X) = 4^k K(X) holds bit for bit whichever side of the
 # window the rows fall on.  2^256 leaves room for sums of 2^500 squared entries; 2^-256 keeps squares normal.
-_SAFE_EXP = 256
+_SAFE_EXP = np.finfo(np.float64).maxexp // 4  # 256
 
 
 def _row_abs_max(X):
@@ -243,7 +243,9 @@ def row_scale_exponents(X):
     amax = _row_abs_max(X)
     _, e = np.frexp(amax)
     e = e.astype(np.int64)
-    unsafe = (amax > 0) & ((e > _SAFE_EXP) | (e <= -_SAFE_EXP))
+    # float32 arithmetic (the feature maps keep float32 input in float32) gets the window 2^+-32
+    safe = _SAFE_EXP if X.dtype != np.float32 else np.finfo(np.float32).maxexp // 4
+    unsafe = (amax > 0) & ((e > safe) | (e <= -safe))
     return np.where(unsafe, e, 0)
 
 
@@ -262,11 +264,11 @@ def scale_rows(X, e):
     return X
 
 
-def _overflow_error(name, degree, kernel=False):
+def _overflow_error(name, degree, dtype, kernel=False):
     power = "" if degree == 1 else f"^{degree}"
     law = (f"K(c x, c y) = c{power} K(x, y)" if kernel else f"F(c x) = c{power} F(x)")
     return ValueError(
-        f"the result exceeds the float64 range because the rows of {name} are too large; the map is homogeneous "
+        f"the result exceeds the {np.dtype(dtype).name} range because the rows of {name} are too large; the map is homogeneous "
         f"({law}), so divide {name} by a constant c and multiply the result by c{power}."
     )
 
@@ -284,7 +286,7 @@ def unscale_rows(out, e, name, degree=1):
     with np.errstate(over="ignore"):
         vals = np.ldexp(out[rows], (degree * e[rows]).reshape(shape))
     if not np.all(np.isfinite(vals)):
-        raise _overflow_error(name, degree)
+        raise _overflow_error(name, degree, out.dtype)
     out[rows] = vals
     return out
 
@@ -308,7 +310,7 @@ def unscale_kernel(K, e1, e2, name="X1"):
             rows = np.flatnonzero(keep)
             K[np.ix_(rows, c2)] = np.ldexp(K[np.ix_(rows, c2)], e2[None, c2])
     if not np.all(np.isfinite(K)):
-        raise _overflow_error(name, 2, kernel=True)
+        raise _overflow_error(name, 2, K.dtype, kernel=True)
     return K
 
 

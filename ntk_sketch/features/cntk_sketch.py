@@ -56,7 +56,15 @@ import numba
 import numpy as np
 from numba import prange
 
-from .._validation import check_images, check_positive_int, check_random_state
+from .._validation import (
+    check_images,
+    check_positive_int,
+    check_random_state,
+    row_scale_exponents,
+    scale_rows,
+    unscale_rows,
+    warn_if_channels_first,
+)
 from ..kernels.cntk_exact import cntk_grid_sizes
 from ..sketches.countsketch import draw_countsketch
 from ..kernels.polynomials import arccos_polynomials
@@ -601,6 +609,7 @@ class CNTKSketch:
                 raise ValueError(f"image shape (H, W, C) must be positive; got {shape}.")
         else:
             Xc = check_images(X, "X", dtype=None)
+            warn_if_channels_first(Xc.shape, "X", self.padding)
             shape = Xc.shape[1:]
             if nonneg is None:
                 nonneg = bool(np.all(Xc >= 0))
@@ -741,8 +750,8 @@ class CNTKSketch:
         if not hasattr(self, "_tables"):
             raise ValueError("this CNTKSketch is not fitted yet; call fit(image_shape or images) first.")
         batch_size = check_positive_int(batch_size, "batch_size")
-        arr = X if isinstance(X, np.ndarray) else np.asarray(X)
-        if arr.ndim != 4 or min(arr.shape) == 0:
+        arr = X if isinstance(X, np.ndarray) else check_images(X, "X", allow_empty=True)
+        if arr.ndim != 4 or min(arr.shape[1:]) == 0:
             check_images(arr, "X")  # raises the standard message
         if arr.shape[1:] != self.image_shape_:
             raise ValueError(f"X has images of shape {arr.shape[1:]} but this CNTKSketch was fitted on "
@@ -755,6 +764,8 @@ class CNTKSketch:
         off = -((q - 1) // 2) if self.padding == "same" else 0
         for b0 in range(0, n, batch_size):
             Xb = check_images(arr[b0:b0 + batch_size], "X", dtype=np.float64)
+            e = row_scale_exponents(Xb)  # F(c x) = c F(x): extreme images rescaled by 2^-e, scaled back exactly
+            Xb = scale_rows(Xb, e)
             nb = Xb.shape[0]
             n_chunks = max(1, min(nb, numba.get_num_threads()))
             _sketch_images(Xb, n_chunks, dims, q, off, L, p, ff, fl, srht, self.renormalize,
@@ -765,6 +776,7 @@ class CNTKSketch:
                            T["p_npad"], 1.0 / np.sqrt(d), 1.0 / np.sqrt(d),
                            *T["f_args"], T["has_final_t"], *T["o_args"], T["compress_out"],
                            T["dF"], T["dP"], T["dG"], T["dMM"], T["n_work"], T["d_acc"], out[b0:b0 + nb])
+            unscale_rows(out[b0:b0 + nb], e, "X")
         return out
 
     def fit_transform(self, X, y=None):

@@ -40,7 +40,13 @@ import math
 import numpy as np
 import scipy.linalg
 
-from .._validation import check_matrix, check_nonnegative_float, check_positive_int, check_random_state
+from .._validation import (
+    check_matrix,
+    check_nonnegative_float,
+    check_positive_int,
+    check_random_state,
+    reject_sparse,
+)
 
 __all__ = ["NystromFeatures", "approximate_ridge_leverage_scores"]
 
@@ -51,12 +57,13 @@ def _default_kernel(depth):
     return functools.partial(ntk_kernel, depth=depth)
 
 
-def _check_rows_any(X, name, two_d):
+def _check_rows_any(X, name, two_d, allow_empty=False):
     """Rows of any shape for a user kernel (e.g. images for the CNTK); 2-d float matrix for the default NTK."""
     if two_d:
-        return check_matrix(X, name)
+        return check_matrix(X, name, allow_empty_rows=allow_empty)
+    reject_sparse(X, name)
     arr = np.asarray(X)
-    if arr.ndim < 2 or arr.shape[0] == 0:
+    if arr.ndim < 2 or (arr.shape[0] == 0 and not allow_empty):
         raise ValueError(f"{name} must be an array of rows (n, ...) with n >= 1; got shape {arr.shape}.")
     if arr.dtype.kind not in "biuf":
         raise ValueError(f"{name} has non-numeric dtype {arr.dtype}; pass a float array.")
@@ -142,7 +149,7 @@ class NystromFeatures:
     rls_oversample : float >= 1
         Uniform subsample size ``ceil(rls_oversample * n_components)`` used to estimate the scores.
     eig_cutoff : float
-        Relative eigenvalue cut-off of the pseudo-inverse square root of ``K(Z, Z)``.
+        Relative eigenvalue cut-off of the pseudo-inverse square root of ``K(Z, Z)``, in [0, 1).
     kernel_diag : callable or None
         ``kernel_diag(X) -> (n,)`` for 'rls' with a custom kernel (else computed row by row); for the default NTK
         it is ``(depth + 1) |x|^2``.
@@ -192,6 +199,9 @@ class NystromFeatures:
         m = check_positive_int(self.n_components, "n_components")
         batch = check_positive_int(self.batch_size, "batch_size")
         cutoff = check_nonnegative_float(self.eig_cutoff, "eig_cutoff")
+        if cutoff >= 1.0:  # every eigenvalue would be dropped: all-zero features
+            raise ValueError(f"eig_cutoff must be in [0, 1) (a fraction of the largest eigenvalue of K(Z, Z)); got "
+                             f"{self.eig_cutoff}. Typical values are 1e-10 to 1e-6.")
         if self.landmarks not in ("uniform", "rls"):
             raise ValueError(f"landmarks must be 'uniform' or 'rls'; got {self.landmarks!r}.")
         kernel, kernel_diag, two_d = self._resolve_kernel()
@@ -245,7 +255,7 @@ class NystromFeatures:
         """Features ``K(X, Z) K(Z, Z)^{+1/2}``, shape (n, m), float64, computed ``batch_size`` rows at a time."""
         if not hasattr(self, "components_"):
             raise ValueError("this NystromFeatures is not fitted yet: call fit(X) first.")
-        X = _check_rows_any(X, "X", self._two_d)
+        X = _check_rows_any(X, "X", self._two_d, allow_empty=True)
         if X.shape[1:] != self.landmarks_.shape[1:]:
             raise ValueError(f"X rows have shape {X.shape[1:]} but the fitted rows had {self.landmarks_.shape[1:]}.")
         out = np.empty((X.shape[0], self.n_components_))

@@ -44,7 +44,15 @@ import numba
 import numpy as np
 import scipy.sparse as sp
 
-from .._validation import check_matrix, check_n_features, check_positive_int, check_random_state
+from .._validation import (
+    check_matrix,
+    check_n_features,
+    check_positive_int,
+    check_random_state,
+    row_scale_exponents,
+    scale_rows,
+    unscale_rows,
+)
 
 __all__ = ["CountSketchTables", "draw_countsketch", "apply_countsketch", "CountSketch"]
 
@@ -151,8 +159,10 @@ def apply_countsketch(X, tables: CountSketchTables, *, name="X"):
 
     float32 input gives float32 output; everything else float64.  Sparse input costs O(s nnz(X)).
     """
-    X = check_matrix(X, name, dtype=None, accept_sparse=True)
+    X = check_matrix(X, name, dtype=None, accept_sparse=True, allow_empty_rows=True)
     check_n_features(X, tables.indices.shape[0], name, "draw_countsketch")
+    e = row_scale_exponents(X)  # linear map: rows beyond ~2^+-256 are rescaled and the output scaled back exactly
+    X = scale_rows(X, e)
     out = np.empty((X.shape[0], tables.m), dtype=X.dtype)
     n = X.shape[0]
     if sp.issparse(X):
@@ -164,7 +174,7 @@ def apply_countsketch(X, tables: CountSketchTables, *, name="X"):
         _countsketch_dense_rows(tables.indices, tables.signs, X, out, 0, n)
     else:
         _countsketch_dense_batch(tables.indices, tables.signs, X, out)
-    return out
+    return unscale_rows(out, e, name)
 
 
 class CountSketch:

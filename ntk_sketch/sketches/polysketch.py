@@ -66,7 +66,15 @@ import numba
 import numpy as np
 import scipy.sparse as sp
 
-from .._validation import check_matrix, check_n_features, check_positive_int, check_random_state
+from .._validation import (
+    check_matrix,
+    check_n_features,
+    check_positive_int,
+    check_random_state,
+    row_scale_exponents,
+    scale_rows,
+    unscale_rows,
+)
 from .countsketch import draw_countsketch
 from .srht import _srht_dense, _srht_sparse, draw_srht, next_pow2
 from .tensor_srht import _signed_fwht, _tensor_srht, _tensor_srht_combine, draw_tensor_srht
@@ -387,8 +395,11 @@ def apply_polysketch(X, tables: PolySketchTables, *, name="X"):
     ``X`` is a dense (n, d) array or a scipy.sparse matrix (CSR after validation); float32 input gives float32
     output, anything else float64.  With OSNAP leaves, sparse input costs O(p s nnz) at the leaves.
     """
-    X = check_matrix(X, name, dtype=None, accept_sparse=True)
+    X = check_matrix(X, name, dtype=None, accept_sparse=True, allow_empty_rows=True)
     check_n_features(X, tables.d, name, "draw_polysketch")
+    # degree l is homogeneous of degree l: rows beyond ~2^+-256 are rescaled, each degree scaled back exactly
+    e = row_scale_exponents(X)
+    X = scale_rows(X, e)
     out = np.empty((X.shape[0], tables.degree, tables.m), dtype=X.dtype)
     args = tables.njit_args() + (tables.leaf_n_pad, tables.node_n_pad)
     n = X.shape[0]
@@ -401,6 +412,9 @@ def apply_polysketch(X, tables: PolySketchTables, *, name="X"):
         _polysketch_dense_rows(*args, X, out, 0, n)
     else:
         _polysketch_dense_batch(*args, X, out)
+    if np.any(e):
+        for l in range(1, tables.degree + 1):
+            out[:, l - 1] = unscale_rows(out[:, l - 1], e, name, degree=l)
     return out
 
 
