@@ -327,3 +327,43 @@ def warn_if_channels_first(shape, name, padding):
             f"{name} has shape {tuple(shape)}, read as (n, H, W, C) = {shape[1]} x {shape[2]} pixel images with "
             f"{shape[3]} channels; if the channel axis comes first (n, C, H, W), pass {name}.transpose(0, 2, 3, 1).",
             UserWarning, stacklevel=3)
+
+
+# ------------------------------------------------------------------------------------------------ parallel regions
+# numba's 'workqueue' threading layer (the one ntk_sketch/__init__.py selects when TBB is not installed) aborts
+# the process when two threads launch parallel regions at the same time, and numba releases the GIL inside a
+# parallel region, so concurrent Python threads calling the library would do exactly that.  Every parallel=True
+# njit function is therefore wrapped by ``serialised``: its calls take one process-wide lock.  A parallel region
+# already uses every numba thread, so running them one at a time costs no throughput.  The lock is replaced in a
+# forked child, where a lock held by another thread of the parent at the fork would otherwise never be released.
+import functools as _functools
+import os as _os
+import threading as _threading
+
+_parallel_lock = _threading.RLock()
+
+
+def _new_parallel_lock():
+    global _parallel_lock
+    _parallel_lock = _threading.RLock()
+
+
+if hasattr(_os, "register_at_fork"):
+    _os.register_at_fork(after_in_child=_new_parallel_lock)
+
+
+def serialised(dispatcher):
+    """Decorator for a ``parallel=True`` njit function: calls from concurrent threads run one at a time.
+
+    The wrapper is a plain Python function (call it from Python only, as the library does); the numba
+    dispatcher stays reachable as ``.dispatcher`` (e.g. for ``.signatures`` or ``.py_func``).
+    """
+
+    @_functools.wraps(dispatcher.py_func)
+    def call(*args):
+        with _parallel_lock:
+            return dispatcher(*args)
+
+    call.dispatcher = dispatcher
+    call.py_func = dispatcher.py_func
+    return call

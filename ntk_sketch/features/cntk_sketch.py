@@ -62,6 +62,7 @@ from .._validation import (
     check_random_state,
     row_scale_exponents,
     scale_rows,
+    serialised,
     unscale_rows,
     warn_if_channels_first,
 )
@@ -390,6 +391,7 @@ def _image_sketch(x, dims, q, off, n_layers, degree, fix_first, fix_last, use_sr
             out[k] = acc[k] * gap
 
 
+@serialised
 @numba.njit(cache=True, parallel=True)
 def _sketch_images(X, n_chunks, dims, q, off, n_layers, degree, fix_first, fix_last, use_srht, renorm,
                    sqc0, sqc1, d_in, d_g, d_pp, d_t, m_poly, m_s, m_pp,

@@ -54,6 +54,7 @@ from .._validation import (
     check_positive_int,
     row_scale_exponents,
     scale_rows,
+    serialised,
     unscale_kernel,
     unscale_rows,
     warn_if_channels_first,
@@ -191,6 +192,7 @@ def _image_normalisers(x, dims, q, off, inv_q2, ws, coff, sqrt_n, rsqrt_n, n_out
                 rsqrt_n[h, i * ws + coff + j] = 1.0 / np.sqrt(v) if v > 0.0 else 0.0
 
 
+@serialised
 @numba.njit(cache=True, parallel=True)
 def _all_normalisers(X, dims, q, off, inv_q2, n_layers):
     n, h0, w0, _ = X.shape
@@ -459,6 +461,7 @@ def _cntk_pair(xt, yt, sqx, rsx, sqy, rsy, dims, q, off, inv_q2, fix_first, fix_
     return total * inv_q2 / (float(n_grid) * float(n_grid))
 
 
+@serialised
 @numba.njit(cache=True, parallel=True)
 def _cntk_pairs(X1t, X2t, sq1, rs1, sq2, rs2, symmetric, dims, q, off, inv_q2, fix_first, fix_last,
                 c0, c1, use0, use1, n_chunks, K):

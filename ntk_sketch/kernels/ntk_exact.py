@@ -28,7 +28,14 @@ import numba
 import numpy as np
 from numba import prange
 
-from .._validation import check_matrix, check_positive_int, row_scale_exponents, scale_rows, unscale_kernel
+from .._validation import (
+    check_matrix,
+    check_positive_int,
+    row_scale_exponents,
+    scale_rows,
+    serialised,
+    unscale_kernel,
+)
 from .arccos import _check_cosines, _k0_k1, _snap_cosine
 
 __all__ = ["ntk_kernel", "nngp_kernel", "ntk_cosine_kernel", "nngp_cosine_kernel"]
@@ -55,6 +62,7 @@ def _recursion_row(a, k_out, s_buf, depth, want_ntk):
             k_out[j] = s_buf[j]
 
 
+@serialised
 @numba.njit(cache=True, parallel=True)
 def _kernel_from_inner_products(G, norm1, norm2, depth, want_ntk):
     """Overwrite G[i, j] = <x_i, y_j> with |x_i||y_j| K_L(cos angle)."""
@@ -87,6 +95,7 @@ def _gram_row(G, norm, i, depth, want_ntk, a, s, k):
         G[i, j] = k[j] * norm[i] * norm[j]
 
 
+@serialised
 @numba.njit(cache=True, parallel=True)
 def _gram_from_inner_products(G, sq, depth, want_ntk):
     """Gram version: lower triangle computed (rows paired (r, n-1-r) to balance threads), then mirrored."""

@@ -51,6 +51,7 @@ from .._validation import (
     check_random_state,
     row_scale_exponents,
     scale_rows,
+    serialised,
     unscale_rows,
 )
 
@@ -140,6 +141,7 @@ def _countsketch_csr_rows(indices, signs, indptr, X_indices, X_data, out, r0, r1
         _countsketch_sparse(indices, signs, X_indices[a:b], X_data[a:b], out[r])
 
 
+@serialised
 @numba.njit(cache=True, parallel=True)
 def _countsketch_dense_batch(indices, signs, X, out):
     n = X.shape[0]
@@ -147,6 +149,7 @@ def _countsketch_dense_batch(indices, signs, X, out):
         _countsketch_dense_rows(indices, signs, X, out, b * _BLOCK, min(n, (b + 1) * _BLOCK))
 
 
+@serialised
 @numba.njit(cache=True, parallel=True)
 def _countsketch_csr_batch(indices, signs, indptr, X_indices, X_data, out):
     n = out.shape[0]

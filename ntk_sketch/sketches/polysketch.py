@@ -73,6 +73,7 @@ from .._validation import (
     check_random_state,
     row_scale_exponents,
     scale_rows,
+    serialised,
     unscale_rows,
 )
 from .countsketch import draw_countsketch
@@ -364,6 +365,7 @@ def _polysketch_csr_rows(base_is_srht, leaf_codes, leaf_mag, leaf_srht_signs, le
                                w1, w2, wleaf)
 
 
+@serialised
 @numba.njit(cache=True, parallel=True)
 def _polysketch_dense_batch(base_is_srht, leaf_codes, leaf_mag, leaf_srht_signs, leaf_srht_rows, leaf_scale,
                             p, n_levels, node_signs1, node_signs2, node_rows1, node_rows2, node_scale, const_right,
@@ -376,6 +378,7 @@ def _polysketch_dense_batch(base_is_srht, leaf_codes, leaf_mag, leaf_srht_signs,
                                min(n, (b + 1) * _BLOCK))
 
 
+@serialised
 @numba.njit(cache=True, parallel=True)
 def _polysketch_csr_batch(base_is_srht, leaf_codes, leaf_mag, leaf_srht_signs, leaf_srht_rows, leaf_scale,
                           p, n_levels, node_signs1, node_signs2, node_rows1, node_rows2, node_scale, const_right,

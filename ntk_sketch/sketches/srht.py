@@ -49,6 +49,7 @@ from .._validation import (
     reject_sparse,
     row_scale_exponents,
     scale_rows,
+    serialised,
     unscale_rows,
 )
 
@@ -188,6 +189,7 @@ def _srht_csr_rows(signs, rows, scale, n_pad, indptr, X_indices, X_data, out, r0
                      out[r], work)
 
 
+@serialised
 @numba.njit(cache=True, parallel=True)
 def _srht_dense_batch(signs, rows, scale, n_pad, X, out):
     n = X.shape[0]
@@ -195,6 +197,7 @@ def _srht_dense_batch(signs, rows, scale, n_pad, X, out):
         _srht_dense_rows(signs, rows, scale, n_pad, X, out, b * _BLOCK, min(n, (b + 1) * _BLOCK))
 
 
+@serialised
 @numba.njit(cache=True, parallel=True)
 def _srht_csr_batch(signs, rows, scale, n_pad, indptr, X_indices, X_data, out):
     n = out.shape[0]
@@ -203,6 +206,7 @@ def _srht_csr_batch(signs, rows, scale, n_pad, indptr, X_indices, X_data, out):
                        min(n, (b + 1) * _BLOCK))
 
 
+@serialised
 @numba.njit(cache=True, parallel=True)
 def _fwht_batch(A):
     for r in numba.prange(A.shape[0]):

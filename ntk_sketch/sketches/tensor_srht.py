@@ -50,6 +50,7 @@ from .._validation import (
     check_random_state,
     row_scale_exponents,
     scale_rows,
+    serialised,
     unscale_rows,
 )
 from .srht import _fwht, next_pow2
@@ -129,6 +130,7 @@ def _tensor_srht_rows(signs1, signs2, rows1, rows2, scale, n_pad1, n_pad2, X, Y,
         _tensor_srht(signs1, signs2, rows1, rows2, scale, X[r], Y[r], out[r], work1, work2)
 
 
+@serialised
 @numba.njit(cache=True, parallel=True)
 def _tensor_srht_batch(signs1, signs2, rows1, rows2, scale, n_pad1, n_pad2, X, Y, out):
     n = X.shape[0]
