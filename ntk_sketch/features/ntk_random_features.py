@@ -28,6 +28,7 @@ import scipy.sparse as sp
 from .._validation import (
     check_matrix,
     check_n_features,
+    check_nonnegative_float,
     check_positive_int,
     check_random_state,
     row_scale_exponents,
@@ -117,7 +118,7 @@ class NTKRandomFeatures:
     def _check_params(self):
         L = check_positive_int(self.depth, "depth")
         m = check_positive_int(self.n_components, "n_components", minimum=2)
-        if not (0.0 < float(self.relu_fraction) < 1.0):
+        if not (0.0 < check_nonnegative_float(self.relu_fraction, "relu_fraction") < 1.0):
             raise ValueError(f"relu_fraction must be strictly between 0 and 1; got {self.relu_fraction}.")
         m1 = min(max(int(round(self.relu_fraction * m)), 1), m - 1)
         ms = m - m1

@@ -422,7 +422,10 @@ def apply_polysketch(X, tables: PolySketchTables, *, name="X"):
 
 
 def _check_coefficients(coef, degree):
-    c = np.asarray(coef, dtype=float)
+    try:
+        c = np.asarray(coef, dtype=float)
+    except (TypeError, ValueError):
+        raise ValueError(f"coefficients must be numbers c_0..c_p; got {coef!r}.") from None
     if c.ndim != 1 or c.shape[0] != degree + 1:
         raise ValueError(f"coefficients must be a 1-d array of length degree + 1 = {degree + 1} (c_0..c_p); "
                          f"got shape {c.shape}.")
@@ -459,7 +462,7 @@ def weighted_concat(Z, coefficients):
     n, p, m = Z.shape
     F = np.empty((n, 1 + p * m), dtype=Z.dtype)
     F[:, 0] = np.sqrt(coefficients[0])
-    F[:, 1:] = (Z * np.sqrt(np.asarray(coefficients[1:]))[None, :, None]).reshape(n, -1)
+    F[:, 1:] = (Z * np.sqrt(np.asarray(coefficients[1:]))[None, :, None]).reshape(n, p * m)
     return F
 
 
