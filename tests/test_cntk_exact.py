@@ -287,7 +287,6 @@ GOOD = np.ones((2, 5, 5, 1))
     (np.full((1, 5, 5, 1), np.nan), {}, "X1 contains NaN or inf"),
     (np.full((1, 5, 5, 1), np.inf), {}, "X1 contains NaN or inf"),
     (np.ones((5, 5, 1)), {}, "4-d"),
-    (np.ones((0, 5, 5, 1)), {}, "empty"),
     (np.ones((1, 5, 0, 1)), {}, "empty"),
     (np.array([[[["a"]]]]), {}, "non-numeric"),
     (GOOD, dict(depth=0), "depth must be an integer >= 1"),
