@@ -420,7 +420,7 @@ def _int_at_least(minimum, why=""):
 
 _positive = _int_at_least(1)
 # Training sets smaller than this leave classes with a single example or none, and no validation split.
-_MIN_TRAIN = 20
+_MIN_TRAIN = 10
 _IMAGE_SIDE = {"bundled-fashion-mnist": 28, "fashion-mnist": 28, "mnist-5k": 28, "digits": 8}
 
 
