@@ -233,18 +233,20 @@ def _row_abs_max(X):
     return np.maximum(flat.max(axis=1), -flat.min(axis=1)).astype(np.float64)
 
 
-def row_scale_exponents(X):
+def row_scale_exponents(X, working_dtype=None):
     """Per-row exponents ``e`` (int64) such that ``X_i 2^-e_i`` is safe to square and sum (0 for rows already safe).
 
     ``X`` is a validated dense array of any ndim >= 2 (rows along axis 0, e.g. images) or a CSR matrix.  A row
     whose largest absolute entry ``a = f 2^e`` (``f`` in [1/2, 1)) has ``e`` outside (-_SAFE_EXP, _SAFE_EXP] gets
     exponent ``e`` (so the rescaled row's largest entry lies in [1/2, 1)); zero rows and rows inside get 0.
+    ``working_dtype``: the dtype the rows will be computed in, if not X's own (float32 has a narrower window).
     """
     amax = _row_abs_max(X)
     _, e = np.frexp(amax)
     e = e.astype(np.int64)
     # float32 arithmetic (the feature maps keep float32 input in float32) gets the window 2^+-32
-    safe = _SAFE_EXP if X.dtype != np.float32 else np.finfo(np.float32).maxexp // 4
+    working = np.dtype(X.dtype if working_dtype is None else working_dtype)
+    safe = _SAFE_EXP if working != np.float32 else np.finfo(np.float32).maxexp // 4
     unsafe = (amax > 0) & ((e > safe) | (e <= -safe))
     return np.where(unsafe, e, 0)
 

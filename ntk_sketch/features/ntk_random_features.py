@@ -177,7 +177,7 @@ class NTKRandomFeatures:
         check_n_features(X, self.n_features_in_)
         dtype = np.dtype(self.dtype) if self.dtype is not None else X.dtype
         # F(c x) = c F(x): rows beyond ~2^+-256 (2^+-32 in float32) rescaled by 2^-e, output scaled back exactly
-        e = row_scale_exponents(X if X.dtype == dtype else X.astype(dtype))
+        e = row_scale_exponents(X, dtype)
         X = scale_rows(X, e)
         layers = self._weights_for(dtype)
         n = X.shape[0]
