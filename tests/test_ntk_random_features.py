@@ -184,3 +184,14 @@ def test_non_canonical_csr_is_not_rewritten_and_read_only_input_works():
     # F(2^k x) = 2^k F(x) bit for bit, including beyond the range where X W would overflow
     Y = np.sign(dense[:6]) * (0.25 + np.abs(dense[:6]))
     assert_scales_exactly(rf.transform, Y, 1, (-1000, -300, 0, 300, 1000))
+
+
+def test_float32_arithmetic_on_float64_input_beyond_the_float32_range():
+    # dtype='float32' with float64 rows of size 2^100: rescaled before the cast, so no inf / NaN inside
+    X = np.random.default_rng(1).standard_normal((4, 5))
+    rf = NTKRandomFeatures(depth=2, n_components=16, dtype="float32", seed=0).fit(X)
+    got = rf.transform(np.ldexp(X, 100))
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got, np.ldexp(rf.transform(X), 100))
+    with pytest.raises(ValueError, match="exceeds the float32 range"):
+        rf.transform(np.ldexp(X, 200))
