@@ -359,3 +359,22 @@ def test_function_parameter_contract(name, value):
     for o in _outputs(out if not hasattr(out, "_fields") else [a for a in out if isinstance(a, np.ndarray)]):
         if o.dtype.kind in "fc":
             assert np.all(np.isfinite(o)), f"{param}={value!r}: non-finite result"
+
+
+# ------------------------------------------------------------------------------------------------ 0 rows
+MAPS = [name for name, spec in ROW_TARGETS.items() if "rows" not in spec[4] and "min_rows" not in spec[4]]
+
+
+@pytest.mark.parametrize("target", sorted(MAPS) + sorted(IMAGE_TARGETS))
+def test_zero_rows_give_an_empty_result_for_every_map(target):
+    # issue 15: 0-row input was an empty result for some maps and an error for others; now always empty
+    if target in IMAGE_TARGETS:
+        f, _ = IMAGE_TARGETS[target]
+        outs = _outputs(f(np.zeros((0, 5, 5, 1))))
+    else:
+        f, _, d, accepts_sparse, _ = ROW_TARGETS[target]
+        outs = _outputs(f(np.zeros((0, d))))
+        if accepts_sparse:
+            outs += _outputs(f(sp.csr_matrix((0, d))))
+    for o in outs:
+        assert o.size == 0 and o.ndim >= 2 and 0 in o.shape  # (0, m), or (n1, 0) for an empty X2
