@@ -18,6 +18,24 @@ import os as _os
 # that; setdefault leaves a user's own choice alone.
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+# Threading layer: 'forksafe' unless the user chose one (NUMBA_THREADING_LAYER, or numba.config.THREADING_LAYER set
+# before this import).  numba's 'forksafe' loads TBB when the tbb package is installed and otherwise its own
+# 'workqueue' pool; on Linux it never loads 'omp', which is what numba picks by default.  The reason: numba's omp
+# layer runs on GNU OpenMP, and a process that forks after a parallel region (multiprocessing's default start
+# method on Linux, joblib, dask, scikit-learn's n_jobs) kills every child with "fork() called from a process
+# already using GNU OpenMP", and Pool.map never returns.  'workqueue' is fork-safe but aborts when two threads
+# launch parallel regions at once (numba releases the GIL inside them), so every parallel njit function of the
+# library takes one process-wide lock (_validation.serialised): concurrent Python threads take turns, each turn
+# using all of numba's threads, with results identical to a serial run.  tests/test_processes.py checks pools of
+# every start method and concurrent threads.  TBB would need no lock but is a compiled dependency without wheels
+# for every platform numba supports, so it stays optional (installed, it is preferred).  Speed: README
+# "Conventions" quotes the measurement.  This is a process-wide numba setting: it also applies to the user's own
+# parallel numba code, and it has no effect if parallel numba code already ran before ntk_sketch was imported.
+import numba as _numba
+
+if "NUMBA_THREADING_LAYER" not in _os.environ and str(_numba.config.THREADING_LAYER).lower() == "default":
+    _numba.config.THREADING_LAYER = "forksafe"
+
 # The package is layered; a lower layer never imports a higher one (tests/test_layout.py checks the graph):
 #   kernels/   exact kernels and polynomial approximations      (layer 1)
 #   sketches/  CountSketch, SRHT, TensorSRHT, PolySketch         (layer 2)

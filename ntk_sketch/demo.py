@@ -402,11 +402,26 @@ _QUICK = {"n_train": 300, "n_test": 200, "n_components": 512, "pixel_dim": 32, "
           "exact_cntk_n_test": 24}
 
 
-def _positive(text):
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer; got {text}")
-    return value
+def _int_at_least(minimum, why=""):
+    """argparse type: an integer >= ``minimum`` (the message says why, so no traceback comes later)."""
+
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be an integer; got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {minimum}{why}; got {text}")
+        return value
+
+    parse.__name__ = f"integer >= {minimum}"  # argparse names the type in its messages
+    return parse
+
+
+_positive = _int_at_least(1)
+# Training sets smaller than this leave classes with a single example or none, and no validation split.
+_MIN_TRAIN = 10
+_IMAGE_SIDE = {"bundled-fashion-mnist": 28, "fashion-mnist": 28, "mnist-5k": 28, "digits": 8}
 
 
 def build_parser(prog="ntk_sketch demo"):
@@ -427,11 +442,11 @@ def build_parser(prog="ntk_sketch demo"):
     p.add_argument("--depth", type=_positive, default=2,
                    help="number of hidden layers L of the fully connected NTK (NTKSketch, NTKRF, Nystrom, exact "
                         "NTK) (default: %(default)s)")
-    p.add_argument("--cntk-depth", type=_positive, default=3,
+    p.add_argument("--cntk-depth", type=_int_at_least(2, " (depth 1 with fixed first and last layers is the zero kernel)"), default=3,
                    help="number of convolutional layers of the CNTK (CNTKSketch, exact CNTK); >= 2 "
                         "(default: %(default)s)")
     p.add_argument("--filter-size", type=_positive, default=3, help="CNTK filter side q (default: %(default)s)")
-    p.add_argument("--n-components", "-m", type=_positive, default=2048,
+    p.add_argument("--n-components", "-m", type=_int_at_least(2), default=2048,
                    help="feature dimension m of every feature map; the MLP gets m * n_classes parameters "
                         "(default: %(default)s)")
     p.add_argument("--degree", type=_positive, default=None,
@@ -440,18 +455,18 @@ def build_parser(prog="ntk_sketch demo"):
                    help="CNTKSketch per-pixel sketch dimension: its cost per image grows about linearly with it "
                         "and its error falls like pixel_dim^-1/2 (default: %(default)s, which keeps the default "
                         "run within about 3 minutes on 2 cores)")
-    p.add_argument("--n-train", type=_positive, default=None,
+    p.add_argument("--n-train", type=_int_at_least(_MIN_TRAIN, " (a few examples of every class)"), default=None,
                    help="random subset of the training images (default: all of the data set's training split)")
     p.add_argument("--n-test", type=_positive, default=None,
                    help="random subset of the test images (default: all)")
-    p.add_argument("--exact-ntk-n-train", type=_positive, default=4000,
+    p.add_argument("--exact-ntk-n-train", type=_int_at_least(_MIN_TRAIN, " (a few examples of every class)"), default=4000,
                    help="at most this many training rows for exact NTK kernel ridge (default: %(default)s)")
-    p.add_argument("--exact-cntk-n-train", type=_positive, default=100,
+    p.add_argument("--exact-cntk-n-train", type=_int_at_least(_MIN_TRAIN, " (a few examples of every class)"), default=100,
                    help="training images for exact CNTK kernel ridge, O(n^2) pairs at a few ms each "
                         "(default: %(default)s)")
     p.add_argument("--exact-cntk-n-test", type=_positive, default=100,
                    help="test images for exact CNTK kernel ridge (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=0,
+    p.add_argument("--seed", type=_int_at_least(0), default=0,
                    help="seed of the data subsets, random features, validation splits and MLP (default: 0)")
     p.add_argument("--quick", action="store_true",
                    help="small sizes for a smoke test: " + ", ".join(f"{k.replace('_', '-')}={v}"
@@ -474,6 +489,13 @@ def parse_args(argv=None, prog="ntk_sketch demo"):
         for key, value in _QUICK.items():
             if f"--{key.replace('_', '-')}" not in given and not (key == "n_components" and "-m" in raw):
                 setattr(cfg, key, value)
+    if any(METHODS[k].images and METHODS[k].key.startswith("cntk") for k in cfg.methods):
+        side = _IMAGE_SIDE.get(cfg.dataset)
+        field = cfg.cntk_depth * (cfg.filter_size - 1) + 1
+        if side is not None and field > side:
+            parser.error(f"--filter-size {cfg.filter_size} with --cntk-depth {cfg.cntk_depth} needs images of at "
+                         f"least {field} x {field} pixels ('valid' layers shrink by filter_size - 1 each); "
+                         f"{cfg.dataset} has {side} x {side}")
     return cfg
 
 
@@ -486,6 +508,11 @@ def main(argv=None, prog="ntk_sketch demo"):
         run_demo(cfg)
     except DataNotAvailableError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except ValueError as exc:
+        # The library's ValueErrors describe a bad input and how to fix it: one line, not a traceback.  The checks
+        # in parse_args catch the option values we know of; this catches the combinations they do not.
+        print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
     return 0
 

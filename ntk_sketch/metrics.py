@@ -95,7 +95,9 @@ def entrywise_error_quantiles(F, K, quantiles=(0.5, 0.9, 0.99, 1.0), relative_to
     """Quantiles over pairs i < j of the entrywise error ``|(F F^T)_ij - K_ij|``.
 
     With ``relative_to_diagonal`` the error is divided by ``sqrt(K_ii K_jj)`` (a scale-free error that stays
-    meaningful where ``K_ij`` crosses zero, as the depth-1 NTK does).
+    meaningful where ``K_ij`` crosses zero, as the depth-1 NTK does).  Where that scale is 0 (a point with
+    ``K_ii <= 0``, e.g. a zero row) the relative error is 0 if the entry is exact and ``inf`` otherwise, never a
+    silent 0.
     """
     F, K = _check_pair(F, K)
     q = np.asarray(quantiles, dtype=np.float64)
@@ -106,5 +108,18 @@ def entrywise_error_quantiles(F, K, quantiles=(0.5, 0.9, 0.99, 1.0), relative_to
     if relative_to_diagonal:
         d = np.sqrt(np.clip(np.diag(K), 0.0, None))
         scale = np.outer(d, d)[iu]
-        err = np.where(scale > 0, err / np.where(scale > 0, scale, 1.0), 0.0)
-    return np.quantile(err, q)
+        # an error on a pair whose kernel scale is 0 is infinitely large relative to it
+        err = np.where(scale > 0, err / np.where(scale > 0, scale, 1.0), np.where(err > 0, np.inf, 0.0))
+    if err.size == 0:
+        raise ValueError(f"K is {K.shape[0]} x {K.shape[0]}: the error over pairs i < j needs at least 2 points.")
+    if not np.isinf(err).any():
+        return np.quantile(err, q)
+    # numpy's linear interpolation gives NaN next to inf (inf - inf); interpolate by hand, inf where it touches inf
+    s = np.sort(err)
+    h = (s.size - 1) * q
+    lo = np.floor(h).astype(np.int64)
+    hi = np.ceil(h).astype(np.int64)
+    with np.errstate(invalid="ignore"):
+        res = s[lo] + (s[hi] - s[lo]) * (h - lo)
+    res[np.isinf(s[hi])] = np.inf
+    return res

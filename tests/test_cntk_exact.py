@@ -287,7 +287,6 @@ GOOD = np.ones((2, 5, 5, 1))
     (np.full((1, 5, 5, 1), np.nan), {}, "X1 contains NaN or inf"),
     (np.full((1, 5, 5, 1), np.inf), {}, "X1 contains NaN or inf"),
     (np.ones((5, 5, 1)), {}, "4-d"),
-    (np.ones((0, 5, 5, 1)), {}, "empty"),
     (np.ones((1, 5, 0, 1)), {}, "empty"),
     (np.array([[[["a"]]]]), {}, "non-numeric"),
     (GOOD, dict(depth=0), "depth must be an integer >= 1"),
@@ -329,3 +328,50 @@ def test_against_naive_larger_images():
         K = cntk_kernel(X, depth=3, filter_size=q, padding=padding)
         Kn = cntk_matrix_naive(X, X, 3, q, padding, True, True)
         assert _rel_err(K, Kn) <= RTOL
+
+
+# ------------------------------------------------------------------------------------------ issue 15: range, shapes
+def _images(n, seed, shape=(5, 5, 2)):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n,) + shape)
+    return np.sign(x) * (0.25 + np.abs(x))
+
+
+def test_exactly_homogeneous_over_the_whole_float_range():
+    # issue 15: the normalisers |patch|^2 overflowed silently above ~1e154; images are now rescaled by powers of
+    # two, so CNTK(2^k X, Y) = 2^k CNTK(X, Y) bit for bit and N_h(2^k x) = 4^k N_h(x)
+    from _inputs import assert_scales_exactly
+
+    X, Y = _images(3, 0), _images(2, 1)
+    assert_scales_exactly(lambda A: cntk_kernel(A, depth=2, padding="same"), X, 2, (-1000, -600, -300, 0, 300, 500))
+    assert_scales_exactly(lambda A: cntk_kernel(A, Y, depth=2), X, 1, (-1000, -600, 0, 600, 1000))
+    assert_scales_exactly(lambda A: np.stack(cntk_normalisers(A, depth=2, padding="same")), X, 2, (-1000, -300, 0, 300, 500))
+    np.testing.assert_allclose(cntk_kernel(1e-200 * X, Y, depth=2), 1e-200 * cntk_kernel(X, Y, depth=2), rtol=1e-13)
+    with pytest.raises(ValueError, match="exceeds the float64 range.*X1"):
+        cntk_kernel(1e200 * X, depth=2)
+
+
+def test_zero_images_give_an_empty_kernel():
+    assert cntk_kernel(np.ones((0, 5, 5, 1)), depth=2).shape == (0, 0)
+    assert cntk_kernel(np.ones((0, 5, 5, 1)), np.ones((3, 5, 5, 1)), depth=2).shape == (0, 3)
+    assert [a.shape for a in cntk_normalisers(np.ones((0, 5, 5, 1)), depth=2)] == [(0, 3, 3), (0, 1, 1)]
+    with pytest.raises(ValueError, match="empty"):
+        cntk_kernel(np.ones((2, 5, 0, 1)), depth=2)
+
+
+def test_channels_first_images_get_a_hint_with_same_padding():
+    import warnings
+
+    X = _images(2, 2, shape=(3, 8, 8))  # (n, C, H, W) as a PyTorch user would pass it
+    with pytest.warns(UserWarning, match=r"transpose\(0, 2, 3, 1\)"):
+        cntk_kernel(X, depth=2, padding="same")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        cntk_kernel(X.transpose(0, 2, 3, 1), depth=2, padding="same")  # channels last: no warning
+
+
+def test_sparse_images_are_named():
+    import scipy.sparse as sp
+
+    with pytest.raises(ValueError, match="X1 is a scipy.sparse matrix"):
+        cntk_kernel(sp.csr_matrix(np.ones((2, 4))), depth=2)

@@ -299,3 +299,21 @@ def test_polynomial_intervals():
     for c0, c1 in zip(sk.poly_k0_, sk.poly_k1_):
         np.testing.assert_allclose(c0, arccos_polynomials("fit", 3, (0.5, 1.0))[0])
         assert abs(c0.sum() - 1.0) < 1e-9 and abs(c1.sum() - 1.0) < 1e-9
+
+
+# ------------------------------------------------------------------------------------------ issue 15
+def test_features_exactly_homogeneous_and_empty_batches():
+    # issue 15: the exact normalisers overflowed silently above ~1e154; now F(2^k x) = 2^k F(x) bit for bit
+    from _inputs import assert_scales_exactly
+
+    rng = np.random.default_rng(0)
+    X = rng.random((3, 6, 6, 1)) + 0.25
+    cs = CNTKSketch(depth=2, n_components=32, pixel_dim=8, seed=0).fit(X)
+    assert_scales_exactly(cs.transform, X, 1, (-1000, -600, -300, 0, 300, 600, 1000))
+    np.testing.assert_allclose(cs.transform(1e-200 * X), 1e-200 * cs.transform(X), rtol=1e-12)
+    assert cs.transform(np.ones((0, 6, 6, 1))).shape == (0, 32)
+
+
+def test_channels_first_hint_at_fit():
+    with pytest.warns(UserWarning, match="channel axis"):
+        CNTKSketch(depth=2, n_components=16, pixel_dim=8, padding="same", seed=0).fit(np.ones((2, 3, 8, 8)))

@@ -168,3 +168,23 @@ def test_property_shapes_linearity_sparse(n, d, m, s, seed, dtype, density):
     tol = 1e-4 if dtype == np.float32 else 1e-10
     assert np.allclose(cs(a * X + b * Y), a * cs(X) + b * cs(Y), atol=tol * (1 + abs(a) + abs(b)) * 10)
     assert np.allclose(cs(sp.csr_matrix(X)), cs(X), atol=1e-12)
+
+
+# ------------------------------------------------------------------------------------------ issue 15
+def test_non_canonical_csr_read_only_extreme_and_empty_input():
+    from _inputs import assert_csr_unchanged, assert_scales_exactly, non_canonical_csr, read_only, snapshot_csr
+
+    X, dense = non_canonical_csr(seed=3)
+    snap = snapshot_csr(X)
+    t = draw_countsketch(12, 8, s=2, seed=0)
+    out = apply_countsketch(X, t)
+    assert_csr_unchanged(X, snap)  # issue 15: the caller's CSR arrays were summed and sorted in place
+    np.testing.assert_allclose(out, apply_countsketch(dense, t), rtol=1e-12, atol=1e-14)
+    np.testing.assert_array_equal(apply_countsketch(read_only(X), t), out)
+    np.testing.assert_array_equal(apply_countsketch(read_only(dense), t), apply_countsketch(dense, t))
+    Y = np.sign(dense) * (0.25 + np.abs(dense))
+    assert_scales_exactly(lambda A: apply_countsketch(A, t), Y, 1, (-1000, -300, 0, 300, 1000))
+    assert_scales_exactly(lambda A: apply_countsketch(sp.csr_matrix(A), t), Y, 1, (-1000, 0, 1000))
+    assert apply_countsketch(np.ones((0, 12)), t).shape == (0, 8)
+    with pytest.raises(ValueError, match="exceeds the float64 range.*X"):
+        apply_countsketch(np.full((1, 12), 1.7e308), t)  # colliding coordinates: the output itself overflows

@@ -91,6 +91,32 @@ def test_fashion_mnist_swapped_files_fail_on_magic(tmp_path):
         ds.load_fashion_mnist("train", data_dir=tmp_path)
 
 
+@pytest.mark.parametrize("damage", ["truncate", "flip"])
+def test_corrupt_gzip_raises_naming_the_file(tmp_path, damage):
+    # issue 15: a damaged .gz raised zlib / EOF errors that did not say which file was broken
+    truth = _fake_fashion_dir(tmp_path)
+    assert truth
+    path = tmp_path / "train-images-idx3-ubyte.gz"
+    raw = bytearray(path.read_bytes())
+    if damage == "truncate":
+        raw = raw[: len(raw) // 2]
+    else:
+        raw[20:40] = bytes(20)  # inside the deflate stream: a decoding or CRC error
+    path.write_bytes(bytes(raw))
+    with pytest.raises(ValueError, match="train-images-idx3-ubyte.gz.*(corrupt|header|IDX)"):
+        ds.load_fashion_mnist("train", data_dir=tmp_path)
+
+
+def test_labels_outside_the_classes_are_rejected(tmp_path):
+    # issue 15: a label file with a class 10 (or 255) loaded as if it were fine
+    _fake_fashion_dir(tmp_path)
+    _write_idx(tmp_path / "train-labels-idx1-ubyte.gz", np.array([0, 1, 2, 10, 3, 4, 5, 6, 7, 8, 9, 255]))
+    with pytest.raises(ValueError, match="train-labels-idx1-ubyte.gz: 2 label.*outside the 10 classes"):
+        ds.load_fashion_mnist("train", data_dir=tmp_path)
+    X, y = ds.load_fashion_mnist("test", data_dir=tmp_path)  # the other split is untouched
+    assert y.min() >= 0 and y.max() <= 9
+
+
 def test_missing_files_name_the_install_command(tmp_path):
     with pytest.raises(ds.DataNotAvailableError, match="apt-get install -y dataset-fashion-mnist"):
         ds.load_fashion_mnist(data_dir=tmp_path)

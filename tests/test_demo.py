@@ -115,6 +115,37 @@ def test_bad_options_exit_with_usage_error(bad, capsys):
     assert info.value.code == 2
 
 
+@pytest.mark.parametrize("bad,what", [
+    (["--seed", "-1"], "--seed"), (["-m", "1"], "--n-components"), (["--filter-size", "30"], "--filter-size 30"),
+    (["--cntk-depth", "1"], "--cntk-depth"), (["--n-train", "1"], "--n-train"), (["--seed", "x"], "--seed"),
+    (["--dataset", "digits", "--filter-size", "4"], "8 x 8"),
+])
+def test_values_argparse_used_to_accept_are_one_line_errors(bad, what, capsys):
+    # issue 15: these values passed argparse and ended in a Python traceback (exit 1) inside the run
+    with pytest.raises(SystemExit) as info:
+        demo.parse_args(["--quick", "--quiet"] + bad)
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert what in err and "Traceback" not in err
+    assert len([line for line in err.splitlines() if "error:" in line]) == 1
+
+
+def test_filter_size_check_applies_only_when_a_cntk_method_runs():
+    cfg = demo.parse_args(["--filter-size", "30", "--methods", "ntkrf"])
+    assert cfg.filter_size == 30
+
+
+def test_library_value_errors_exit_2_without_traceback(monkeypatch, capsys):
+    # a combination that no option check foresees still ends in one line and exit status 2
+    def fail(cfg, out=None, progress=None):
+        raise ValueError("n_components = 3 is too small for 4 sketched degrees.")
+
+    monkeypatch.setattr(demo, "run_demo", fail)
+    assert demo.main(["--quick"], prog="demo") == 2
+    err = capsys.readouterr().err
+    assert err.strip() == "demo: error: n_components = 3 is too small for 4 sketched degrees."
+
+
 def test_cli_dispatch(capsys):
     assert cli_main([]) == 2
     assert "demo" in capsys.readouterr().out

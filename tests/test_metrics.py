@@ -56,3 +56,16 @@ def test_bad_input():
         spectral_epsilon(B, K, 0.0)
     with pytest.raises(ValueError, match="quantiles"):
         entrywise_error_quantiles(B, K, quantiles=[1.5])
+
+
+def test_entrywise_error_is_not_zero_where_the_diagonal_vanishes():
+    # issue 15: a pair with a zero kernel diagonal reported 0 error whatever the features said
+    K = np.diag([1.0, 0.0, 1.0])
+    exact = np.array([[1.0, 0.0], [0.0, 0.0], [0.0, 1.0]])
+    np.testing.assert_array_equal(entrywise_error_quantiles(exact, K), np.zeros(4))
+    wrong = np.array([[1.0, 0.0], [0.0, 1e-3], [0.0, 1.0]])  # the zero point gets a non-zero feature
+    q = entrywise_error_quantiles(wrong, K, quantiles=(0.0, 0.5, 1.0))
+    assert q[0] == 0.0 and q[1] == 0.0 and q[2] == np.inf
+    assert entrywise_error_quantiles(wrong, K, relative_to_diagonal=False)[-1] == pytest.approx(1e-3)
+    with pytest.raises(ValueError, match="at least 2 points"):
+        entrywise_error_quantiles(np.ones((1, 2)), np.ones((1, 1)))

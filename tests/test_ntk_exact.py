@@ -190,8 +190,7 @@ def test_bad_input_messages():
         ntk_kernel(np.ones(3), depth=1)
     with pytest.raises(ValueError, match="same number of columns"):
         ntk_kernel(X, np.ones((2, 3)), depth=1)
-    with pytest.raises(ValueError, match="empty"):
-        ntk_kernel(np.ones((0, 2)), depth=1)
+    assert ntk_kernel(np.ones((0, 2)), depth=1).shape == (0, 0)  # issue 15: 0 rows give an empty result
     with pytest.raises(ValueError, match="no columns"):
         ntk_kernel(np.ones((2, 0)), depth=1)
     with pytest.raises(ValueError, match="non-numeric"):
@@ -204,3 +203,58 @@ def test_bad_input_messages():
         import scipy.sparse as sp
 
         ntk_kernel(sp.csr_matrix(X), depth=1)
+
+
+# ------------------------------------------------------------------------------------------ issue 15: range
+def _rows(n, d, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, d))
+    return np.sign(x) * (0.25 + np.abs(x))  # entries >= 1/4 in size: 2^-1000 times them is still normal
+
+
+@pytest.mark.parametrize("kernel", [ntk_kernel, nngp_kernel])
+def test_exactly_homogeneous_over_the_whole_float_range(kernel):
+    # issue 15: |x|^2 overflowed above ~1e154 (NaN / inf) and underflowed below ~1e-154; rows are now rescaled
+    # by powers of two, so K(2^k X, Y) = 2^k K(X, Y) and K(2^k X) = 4^k K(X) bit for bit
+    from _inputs import assert_scales_exactly
+
+    X, Y = _rows(7, 5, 0), _rows(4, 5, 1)
+    assert_scales_exactly(lambda A: kernel(A, depth=3), X, degree=2, exponents=(-1000, -600, -300, 0, 300, 500))
+    assert_scales_exactly(lambda A: kernel(A, Y, depth=2), X, degree=1, exponents=(-1000, -600, 0, 600, 1000))
+    assert_scales_exactly(lambda B: kernel(X, B, depth=2), Y, degree=1, exponents=(-1000, -600, 0, 600, 1000))
+    # decimal scales at the ends of the range: equal to the scaled kernel up to the rounding of s X
+    K = kernel(X, depth=2)
+    for s in (1e-150, 1e150):
+        np.testing.assert_allclose(kernel(s * X, depth=2), K * s * s, rtol=1e-13)
+    tiny = kernel(1e-200 * X, Y, depth=2)  # values ~1e-200: far inside the range, so never flushed to 0
+    np.testing.assert_allclose(tiny, 1e-200 * kernel(X, Y, depth=2), rtol=1e-13)
+
+
+def test_output_overflow_raises_naming_the_argument():
+    X = _rows(3, 4, 2)
+    with pytest.raises(ValueError, match="exceeds the float64 range.*X1"):
+        ntk_kernel(1e200 * X, depth=2)
+    with pytest.raises(ValueError, match="X1 or X2"):
+        ntk_kernel(1e200 * X, 1e200 * X, depth=2)
+    assert np.all(np.isfinite(ntk_kernel(1e200 * X, 1e-200 * X, depth=2)))  # the product is in range
+
+
+def test_zero_rows_give_empty_results_and_sparse_input_is_named():
+    import scipy.sparse as sp
+
+    assert ntk_kernel(np.ones((0, 3)), depth=2).shape == (0, 0)
+    assert nngp_kernel(np.ones((0, 3)), np.ones((4, 3)), depth=1).shape == (0, 4)
+    assert ntk_kernel(np.ones((2, 3)), np.ones((0, 3)), depth=1).shape == (2, 0)
+    with pytest.raises(ValueError, match=r"X2 is a scipy.sparse matrix .*X2.toarray\(\)"):
+        ntk_kernel(np.ones((2, 3)), sp.csr_matrix(np.ones((2, 3))), depth=1)
+    with pytest.raises(ValueError, match=r"a is a scipy.sparse matrix"):
+        ntk_cosine_kernel(sp.csr_matrix(np.eye(2)), 2)
+
+
+def test_read_only_input_works_and_is_not_touched():
+    from _inputs import read_only
+
+    X = _rows(5, 3, 3)
+    R = read_only(X)
+    np.testing.assert_array_equal(ntk_kernel(R, depth=2), ntk_kernel(X, depth=2))
+    np.testing.assert_array_equal(R, X)

@@ -164,3 +164,34 @@ def test_bad_input():
         NTKRandomFeatures(1, 16, sampling="gibbs").fit(X)
     with pytest.raises(ValueError, match="dim"):
         sample_leverage_relu_weights(0, 5)
+
+
+# ------------------------------------------------------------------------------------------ issue 15
+def test_non_canonical_csr_is_not_rewritten_and_read_only_input_works():
+    import scipy.sparse as sp
+
+    from _inputs import assert_csr_unchanged, assert_scales_exactly, non_canonical_csr, read_only, snapshot_csr
+
+    X, dense = non_canonical_csr(seed=2)
+    snap = snapshot_csr(X)
+    rf = NTKRandomFeatures(depth=2, n_components=64, seed=0).fit(X)
+    F = rf.transform(X)
+    assert_csr_unchanged(X, snap)
+    np.testing.assert_allclose(F, rf.transform(dense), rtol=1e-12, atol=1e-14)
+    np.testing.assert_array_equal(rf.transform(read_only(X)), F)
+    np.testing.assert_array_equal(rf.transform(read_only(dense)), rf.transform(dense))
+    assert rf.transform(sp.csr_matrix((0, dense.shape[1]))).shape == (0, 64)
+    # F(2^k x) = 2^k F(x) bit for bit, including beyond the range where X W would overflow
+    Y = np.sign(dense[:6]) * (0.25 + np.abs(dense[:6]))
+    assert_scales_exactly(rf.transform, Y, 1, (-1000, -300, 0, 300, 1000))
+
+
+def test_float32_arithmetic_on_float64_input_beyond_the_float32_range():
+    # dtype='float32' with float64 rows of size 2^100: rescaled before the cast, so no inf / NaN inside
+    X = np.random.default_rng(1).standard_normal((4, 5))
+    rf = NTKRandomFeatures(depth=2, n_components=16, dtype="float32", seed=0).fit(X)
+    got = rf.transform(np.ldexp(X, 100))
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got, np.ldexp(rf.transform(X), 100))
+    with pytest.raises(ValueError, match="exceeds the float32 range"):
+        rf.transform(np.ldexp(X, 200))

@@ -139,3 +139,35 @@ def test_bad_input():
                           ({"variant": "deep"}, "variant"), ({"base": "fft"}, "base")]:
         with pytest.raises(ValueError, match=match):
             NTKSketch(**kwargs).fit(X)
+
+
+# ------------------------------------------------------------------------------------------ issue 15
+@pytest.mark.parametrize("variant", ["layered", "single"])
+def test_features_exactly_homogeneous_over_the_whole_float_range(variant):
+    # issue 15: |x|^2 overflowed above ~1e154 and rows scaled by 1e-200 came out as exact zeros
+    from _inputs import assert_scales_exactly
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((6, 5))
+    X = np.sign(X) * (0.25 + np.abs(X))
+    sk = NTKSketch(depth=2, n_components=64, variant=variant, seed=0).fit(X)
+    assert_scales_exactly(sk.transform, X, 1, (-1000, -664, -300, 0, 300, 600, 1000))
+    np.testing.assert_allclose(sk.transform(1e-200 * X), 1e-200 * sk.transform(X), rtol=1e-12)
+    assert np.all(np.abs(sk.transform(1e-200 * X)).max(axis=1) > 0)
+    assert sk.transform(np.ones((0, 5))).shape == (0, sk.n_features_out_)
+
+
+def test_non_canonical_csr_is_not_rewritten_and_read_only_input_works():
+    # issue 15: transform summed duplicates / sorted indices in the caller's own CSR arrays
+    from _inputs import assert_csr_unchanged, non_canonical_csr, read_only, snapshot_csr
+
+    X, dense = non_canonical_csr(seed=1)
+    snap = snapshot_csr(X)
+    sk = NTKSketch(depth=2, n_components=64, seed=0).fit(X)
+    assert_csr_unchanged(X, snap)
+    F = sk.transform(X)
+    assert_csr_unchanged(X, snap)
+    assert not X.has_canonical_format
+    np.testing.assert_allclose(F, sk.transform(sp.csr_matrix(dense)), rtol=1e-12, atol=1e-14)
+    np.testing.assert_array_equal(sk.transform(read_only(X)), F)
+    np.testing.assert_array_equal(sk.transform(read_only(dense)), sk.transform(dense))

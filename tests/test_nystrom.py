@@ -154,3 +154,14 @@ def test_all_landmarks_equal_exact_ntk_ridge_on_bundled_fashion_mnist():
     np.testing.assert_array_equal(a.predict(nf.transform(Xt)), b.predict(Xt))
     # 10 balanced classes: chance is 0.1; any working kernel classifier is far above it
     assert b.score(Xt, yt) > 0.5
+
+
+def test_eig_cutoff_of_one_or_more_is_rejected_and_empty_transform():
+    # issue 15: eig_cutoff=2.0 dropped every eigenvalue and returned all-zero features without a word
+    X = np.random.default_rng(0).standard_normal((10, 3))
+    for bad in (1.0, 2.0):
+        with pytest.raises(ValueError, match=r"eig_cutoff must be in \[0, 1\)"):
+            NystromFeatures(4, eig_cutoff=bad).fit(X)
+    ny = NystromFeatures(4, eig_cutoff=0.5, seed=0).fit(X)
+    assert ny.rank_ >= 1 and np.abs(ny.transform(X)).max() > 0
+    assert ny.transform(np.ones((0, 3))).shape == (0, 4)

@@ -241,3 +241,26 @@ def test_property_shapes_homogeneity_sparse(n, d, m, p, base, seed, dtype, densi
     for l in range(1, p + 1):
         assert np.allclose(Za[:, l - 1], a ** l * Z[:, l - 1], rtol=1e-9, atol=1e-9 * (1 + np.abs(Z).max()))
     assert np.allclose(ps(a * X + b * Y)[:, 0], a * Z[:, 0] + b * ps(Y)[:, 0], atol=1e-9 * (1 + np.abs(Z).max()))
+
+
+# ------------------------------------------------------------------------------------------ issue 15
+@pytest.mark.parametrize("base", ["osnap", "srht"])
+def test_degree_l_scales_exactly_and_csr_is_not_rewritten(base):
+    from _inputs import assert_csr_unchanged, non_canonical_csr, read_only, snapshot_csr
+
+    X, dense = non_canonical_csr(seed=5)
+    snap = snapshot_csr(X)
+    t = draw_polysketch(12, 8, 3, base=base, seed=0)
+    out = apply_polysketch(X, t)
+    assert_csr_unchanged(X, snap)
+    np.testing.assert_allclose(out, apply_polysketch(dense, t), rtol=1e-12, atol=1e-14)
+    np.testing.assert_array_equal(apply_polysketch(read_only(X), t), out)
+    Y = np.sign(dense) * (0.25 + np.abs(dense))
+    ref = apply_polysketch(Y, t)
+    for k in (-1000, -300, 0, 300):  # degree l scales by 2^(l k): Q^l (2^k x)^(l) = 2^(l k) Q^l x^(l)
+        got = apply_polysketch(np.ldexp(Y, k), t)
+        for l in (1, 2, 3):
+            np.testing.assert_array_equal(got[:, l - 1], np.ldexp(ref[:, l - 1], l * k))
+    with pytest.raises(ValueError, match="exceeds the float64 range"):
+        apply_polysketch(np.ldexp(Y, 400), t)  # degree 3: 2^1200, the output itself is out of range
+    assert apply_polysketch(np.ones((0, 12)), t).shape == (0, 3, 8)

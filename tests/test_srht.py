@@ -172,3 +172,30 @@ def test_property_shapes_linearity_sparse(n, d, m, seed, dtype, density):
     # never expands norms by more than sqrt(N/m) (P samples rows of an orthonormal map, scaled by sqrt(N/m))
     N = next_pow2(max(d, m))
     assert np.all(np.linalg.norm(s(X), axis=1) <= np.sqrt(N / m) * np.linalg.norm(X, axis=1) * (1 + 1e-12) + 1e-12)
+
+
+# ------------------------------------------------------------------------------------------ issue 15
+def test_non_canonical_csr_read_only_extreme_and_empty_input():
+    from _inputs import assert_csr_unchanged, assert_scales_exactly, non_canonical_csr, read_only, snapshot_csr
+
+    X, dense = non_canonical_csr(seed=4)
+    snap = snapshot_csr(X)
+    t = draw_srht(12, 8, seed=0)
+    out = apply_srht(X, t)
+    assert_csr_unchanged(X, snap)
+    np.testing.assert_allclose(out, apply_srht(dense, t), rtol=1e-12, atol=1e-14)
+    np.testing.assert_array_equal(apply_srht(read_only(X), t), out)
+    Y = np.sign(dense) * (0.25 + np.abs(dense))
+    assert_scales_exactly(lambda A: apply_srht(A, t), Y, 1, (-1000, -300, 0, 300, 1000))
+    assert_scales_exactly(lambda A: fwht(A[:, :8]), Y, 1, (-1000, -300, 0, 300, 1000))
+    assert apply_srht(np.ones((0, 12)), t).shape == (0, 8)
+    assert fwht(np.ones((0, 8))).shape == (0, 8)
+
+
+def test_fwht_names_sparse_input():
+    # issue 15: np.asarray of a sparse matrix is a 0-d object array: the message spoke of dtype object
+    with pytest.raises(ValueError, match=r"A is a scipy.sparse matrix .*A.toarray\(\)"):
+        fwht(sp.csr_matrix(np.eye(4)))
+    A = np.arange(8.0).reshape(1, 8)
+    A.flags.writeable = False
+    np.testing.assert_array_equal(fwht(A), fwht(np.arange(8.0).reshape(1, 8)))

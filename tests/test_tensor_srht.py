@@ -148,3 +148,16 @@ def test_property_shapes_bilinearity(n, d1, d2, m, seed, dtype):
     tol = 1e-10 * (1 + abs(a) + abs(b))
     assert np.allclose(ts(a * X + b * X2, Y), a * ts(X, Y) + b * ts(X2, Y), atol=tol)
     assert np.allclose(ts(X, a * Y + b * Y2), a * ts(X, Y) + b * ts(X, Y2), atol=tol)
+
+
+# ------------------------------------------------------------------------------------------ issue 15
+def test_extreme_scales_are_exact_and_empty_batches_work():
+    from _inputs import assert_scales_exactly
+
+    rng = np.random.default_rng(0)
+    X = np.sign(rng.standard_normal((5, 6))) * (0.25 + rng.random((5, 6)))
+    Y = np.sign(rng.standard_normal((5, 3))) * (0.25 + rng.random((5, 3)))
+    t = draw_tensor_srht(6, 3, 8, seed=0)
+    assert_scales_exactly(lambda A: tensor_srht(A, Y, t), X, 1, (-1000, -300, 0, 300, 1000))
+    assert_scales_exactly(lambda B: tensor_srht(X, B, t), Y, 1, (-1000, -300, 0, 300, 1000))
+    assert tensor_srht(np.ones((0, 6)), np.ones((0, 3)), t).shape == (0, 8)

@@ -77,7 +77,16 @@ import numpy as np
 from numba import prange
 
 from .._base import BaseEstimator, TransformerMixin, check_is_fitted
-from .._validation import check_images, check_positive_int, check_random_state
+from .._validation import (
+    check_images,
+    check_positive_int,
+    check_random_state,
+    row_scale_exponents,
+    scale_rows,
+    serialised,
+    unscale_rows,
+    warn_if_channels_first,
+)
 from ..kernels.cntk_geometry import (_image_normalisers, _patch_sum, check_architecture, check_fixed_layers,
                                      check_receptive_field, cntk_grid_sizes, patch_offset)
 from ..kernels.polynomials import arccos_polynomials
@@ -553,6 +562,7 @@ def _sketch_images(X, T, dims, q, off, fix_first, fix_last, renorm, sizes, n_chu
     _sketch_chunks(X, *T, dims, q, off, fix_first, fix_last, renorm, sizes, n_chunks, out)
 
 
+@serialised
 @numba.njit(cache=True, parallel=True)
 def _sketch_chunks(X, d_in, d_g, d_t, d_pp, pixel_dim, sqrt_c0, sqrt_c1, powers, hidden_tensor, patch_srht, patch_s,
                    patch_p, final_tensor, has_final_tensor, out_srht, compress_out,
@@ -757,6 +767,7 @@ class CNTKSketch(TransformerMixin, BaseEstimator):
                 raise ValueError(f"image shape (H, W, C) must be positive; got {shape}.")
         else:
             Xc = check_images(X, "X", dtype=None)
+            warn_if_channels_first(Xc.shape, "X", self.padding)
             shape = Xc.shape[1:]
             if nonneg is None:
                 nonneg = bool(np.all(Xc >= 0))
@@ -786,8 +797,8 @@ class CNTKSketch(TransformerMixin, BaseEstimator):
         check_is_fitted(self, "n_features_out_",
                         "This {name} instance is not fitted yet: call fit(image_shape or images) first.")
         chunk_size = check_positive_int(chunk_size, "chunk_size")
-        arr = X if isinstance(X, np.ndarray) else np.asarray(X)
-        if arr.ndim != 4 or min(arr.shape) == 0:
+        arr = X if isinstance(X, np.ndarray) else check_images(X, "X", allow_empty=True)
+        if arr.ndim != 4 or min(arr.shape[1:]) == 0:
             check_images(arr, "X")  # raises the standard message
         if arr.shape[1:] != self.image_shape_:
             raise ValueError(f"X has images of shape {arr.shape[1:]} but this CNTKSketch was fitted on "
@@ -799,10 +810,13 @@ class CNTKSketch(TransformerMixin, BaseEstimator):
         off = patch_offset(q, self.padding)
         for b0 in range(0, n, chunk_size):
             Xb = check_images(arr[b0:b0 + chunk_size], "X", dtype=np.float64)
+            e = row_scale_exponents(Xb)  # F(c x) = c F(x): extreme images rescaled by 2^-e, scaled back exactly
+            Xb = scale_rows(Xb, e)
             nb = Xb.shape[0]
             n_chunks = max(1, min(nb, numba.get_num_threads()))
             _sketch_images(Xb, self._tables, dims, q, off, ff, fl, bool(self.renormalize), self._workspace,
                            n_chunks, out[b0:b0 + nb])
+            unscale_rows(out[b0:b0 + nb], e, "X")
         return out
 
     def fit_transform(self, X, y=None):

@@ -32,6 +32,9 @@ from .._validation import (
     check_nonnegative_float,
     check_positive_int,
     check_random_state,
+    row_scale_exponents,
+    scale_rows,
+    unscale_rows,
 )
 from ..sketches.tensor_srht import _tensor_srht_batch, draw_tensor_srht
 
@@ -176,6 +179,9 @@ class NTKRandomFeatures(TransformerMixin, BaseEstimator):
         X = check_matrix(X, "X", dtype=None, accept_sparse=True, allow_empty_rows=True)
         check_n_features(X, self.n_features_in_, owner=self)
         dtype = np.dtype(self.dtype) if self.dtype is not None else X.dtype
+        # F(c x) = c F(x): rows beyond ~2^+-256 (2^+-32 in float32) rescaled by 2^-e, output scaled back exactly
+        e = row_scale_exponents(X, dtype)
+        X = scale_rows(X, e)
         layers = self._weights_for(dtype)
         n = X.shape[0]
         out = np.empty((n, self.m1_ + self.ms_), dtype=dtype)
@@ -195,7 +201,7 @@ class NTKRandomFeatures(TransformerMixin, BaseEstimator):
                                    tables.n_pad1, tables.n_pad2, z_ntk, t, z_next[:, self.m1_:])
                 z_nngp, z_ntk = relu, z_next
             out[start:start + block.shape[0]] = z_ntk
-        return out
+        return unscale_rows(out, e, "X")
 
     def fit_transform(self, X, y=None):
         return self.fit(X).transform(X)

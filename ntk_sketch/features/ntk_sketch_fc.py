@@ -41,7 +41,16 @@ import numpy as np
 import scipy.sparse as sp
 
 from .._base import BaseEstimator, TransformerMixin, check_is_fitted
-from .._validation import check_bool, check_matrix, check_n_features, check_positive_int, check_random_state
+from .._validation import (
+    check_bool,
+    check_matrix,
+    check_n_features,
+    check_positive_int,
+    check_random_state,
+    row_scale_exponents,
+    scale_rows,
+    unscale_rows,
+)
 from ..kernels.polynomials import arccos_polynomials, ntk_polynomial
 from ..sketches.polysketch import apply_polysketch, draw_polysketch, weighted_concat
 from ..sketches.srht import apply_srht, draw_srht
@@ -221,6 +230,8 @@ class NTKSketch(TransformerMixin, BaseEstimator):
         check_is_fitted(self, "n_features_out_")
         X = check_matrix(X, "X", dtype=None, accept_sparse=True, allow_empty_rows=True)
         check_n_features(X, self.n_features_in_, owner=self)
+        e = row_scale_exponents(X)  # F(c x) = c F(x): extreme rows rescaled by 2^-e, output scaled back exactly
+        X = scale_rows(X, e)
         n = X.shape[0]
         out = np.empty((n, self.n_features_out_), dtype=X.dtype)
         for start in range(0, n, self.chunk_size):
@@ -230,7 +241,7 @@ class NTKSketch(TransformerMixin, BaseEstimator):
             u = _scale_rows(block, inv.astype(X.dtype))
             F = self._transform_single(u) if self.variant == "single" else self._transform_layered(u)
             out[start:start + block.shape[0]] = F * norms[:, None].astype(X.dtype)
-        return out
+        return unscale_rows(out, e, "X")
 
     def _transform_single(self, u):
         c = self.coefficients_["K"]

@@ -149,6 +149,9 @@ def _k1_array(a, out):
 
 
 def _check_cosines(a, name="a"):
+    from .._validation import reject_sparse
+
+    reject_sparse(a, name)
     arr = np.asarray(a)
     if arr.dtype.kind not in "biuf":
         raise ValueError(f"{name} must be numeric; got dtype {arr.dtype}.")

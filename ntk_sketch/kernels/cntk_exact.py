@@ -51,7 +51,16 @@ import numba
 import numpy as np
 from numba import prange
 
-from .._validation import check_images
+from .._validation import (
+    check_images,
+    check_positive_int,
+    row_scale_exponents,
+    scale_rows,
+    serialised,
+    unscale_kernel,
+    unscale_rows,
+    warn_if_channels_first,
+)
 from .arccos import _k0, _k0_k1, _k1
 from .arccos import _snap_cosine as _snap
 from .cntk_geometry import (_image_normalisers, check_architecture, check_fixed_layers, cntk_grid_sizes,
@@ -137,6 +146,7 @@ def _emit(ring, out, o_start, o, i_lo, i_hi, q, off, nb, rows, in_stride, out_st
                     drow[k] = src[k]
 
 
+@serialised
 @numba.njit(cache=True, parallel=True)
 def _all_normalisers(X, dims, q, off, n_layers):
     """sqrt(N_h) and 1/sqrt(N_h) (0 where N = 0) of every image in the pair layout, h = 0..L-1.
@@ -415,6 +425,7 @@ def _cntk_pair(xt, yt, sqx, rsx, sqy, rsy, dims, q, off, inv_q2, fix_first, fix_
     return total * inv_q2 / (float(n_grid) * float(n_grid))
 
 
+@serialised
 @numba.njit(cache=True, parallel=True)
 def _cntk_pairs(X1t, X2t, sq1, rs1, sq2, rs2, symmetric, dims, q, off, inv_q2, fix_first, fix_last,
                 c0, c1, use0, use1, n_chunks, K):
@@ -536,18 +547,27 @@ def cntk_kernel(X1, X2=None, *, depth, filter_size=3, padding="valid", fix_first
     c0, use0 = _check_coefficients(k0_coefficients, "k0_coefficients")
     c1, use1 = _check_coefficients(k1_coefficients, "k1_coefficients")
 
-    X1 = check_images(X1, "X1", dtype=np.float64)
+    X1 = check_images(X1, "X1", dtype=np.float64, allow_empty=True)
+    warn_if_channels_first(X1.shape, "X1", padding)
     symmetric = X2 is None
     if symmetric:
         X2 = X1
     else:
-        X2 = check_images(X2, "X2", dtype=np.float64)
+        X2 = check_images(X2, "X2", dtype=np.float64, allow_empty=True)
         if X2.shape[1:] != X1.shape[1:]:
             raise ValueError(f"X1 and X2 must have the same image shape (H, W, C); got {X1.shape[1:]} and "
                              f"{X2.shape[1:]}. Resize or pad the images to a common shape.")
     n1, n2 = X1.shape[0], X2.shape[0]
     dims, off = grid_geometry(X1.shape[1], X1.shape[2], depth, q, padding)
     inv_q2 = 1.0 / float(q * q)
+    if n1 == 0 or n2 == 0:
+        return np.empty((n1, n2))
+    # The kernel is homogeneous of degree 1 in each image: images with entries beyond ~2^+-256 are rescaled by
+    # powers of two and the kernel scaled back exactly (_validation.row_scale_exponents).
+    e1 = row_scale_exponents(X1)
+    X1 = scale_rows(X1, e1)
+    e2 = e1 if symmetric else row_scale_exponents(X2)
+    X2 = X1 if symmetric else scale_rows(X2, e2)
 
     sq1, rs1 = _all_normalisers(X1, dims, q, off, depth)
     if symmetric:
@@ -562,4 +582,4 @@ def cntk_kernel(X1, X2=None, *, depth, filter_size=3, padding="valid", fix_first
     K = np.empty((n1, n2))
     _cntk_pairs(X1t, X2t, sq1, rs1, sq2, rs2, symmetric, dims, q, off, inv_q2, fix_first, fix_last,
                 c0, c1, use0, use1, n_chunks, K)
-    return K
+    return unscale_kernel(K, e1, e2, "X1" if symmetric else "X1 or X2")

@@ -30,7 +30,15 @@ import numba
 import numpy as np
 from numba import prange
 
-from .._validation import check_images, check_positive_int
+from .._validation import (
+    check_images,
+    check_positive_int,
+    row_scale_exponents,
+    scale_rows,
+    serialised,
+    unscale_rows,
+    warn_if_channels_first,
+)
 
 __all__ = ["cntk_grid_sizes", "cntk_normalisers", "patch_offset", "check_architecture", "check_fixed_layers",
            "check_receptive_field"]
@@ -117,11 +125,13 @@ def cntk_normalisers(X, *, depth, filter_size=3, padding="valid"):
         ``depth`` float64 arrays; entry h has shape (n, H_{h+1}, W_{h+1}) (see :func:`cntk_grid_sizes`).
     """
     depth, q = check_architecture(depth, filter_size, padding)
-    X = check_images(X, "X", dtype=np.float64)
+    X = check_images(X, "X", dtype=np.float64, allow_empty=True)
+    warn_if_channels_first(X.shape, "X", padding)
     dims, off = grid_geometry(X.shape[1], X.shape[2], depth, q, padding)
-    N = _normalisers_batch(X, dims, q, off)
-    return [np.ascontiguousarray(N[:, h, :dims[h + 1, 0] * dims[h + 1, 1]].reshape(-1, dims[h + 1, 0],
-                                                                                   dims[h + 1, 1]))
+    e = row_scale_exponents(X)  # N_h is homogeneous of degree 2 in the image: rescale, then scale back exactly
+    N = _normalisers_batch(scale_rows(X, e), dims, q, off)
+    return [unscale_rows(np.ascontiguousarray(N[:, h, :dims[h + 1, 0] * dims[h + 1, 1]].reshape(
+                -1, dims[h + 1, 0], dims[h + 1, 1])), e, "X", 2)
             for h in range(depth)]
 
 
@@ -173,6 +183,7 @@ def _image_normalisers(x, dims, q, off, norms, col, sq):
                    1.0 if h == 0 else inv_q2, col, norms[h])
 
 
+@serialised
 @numba.njit(cache=True, parallel=True)
 def _normalisers_batch(X, dims, q, off):
     """N[a, h, :] = normalisers of image a (compact grids, zero beyond them), in parallel over images."""

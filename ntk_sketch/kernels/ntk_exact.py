@@ -28,7 +28,14 @@ import numba
 import numpy as np
 from numba import prange
 
-from .._validation import check_matrix, check_positive_int
+from .._validation import (
+    check_matrix,
+    check_positive_int,
+    row_scale_exponents,
+    scale_rows,
+    serialised,
+    unscale_kernel,
+)
 from .arccos import _check_cosines, _k0_k1, _snap_cosine
 
 __all__ = ["ntk_kernel", "nngp_kernel", "ntk_cosine_kernel", "nngp_cosine_kernel"]
@@ -55,6 +62,7 @@ def _recursion_row(a, k_out, s_buf, depth, want_ntk):
             k_out[j] = s_buf[j]
 
 
+@serialised
 @numba.njit(cache=True, parallel=True)
 def _kernel_from_inner_products(G, norm1, norm2, depth, want_ntk):
     """Overwrite G[i, j] = <x_i, y_j> with |x_i||y_j| K_L(cos angle)."""
@@ -87,6 +95,7 @@ def _gram_row(G, norm, i, depth, want_ntk, a, s, k):
         G[i, j] = k[j] * norm[i] * norm[j]
 
 
+@serialised
 @numba.njit(cache=True, parallel=True)
 def _gram_from_inner_products(G, sq, depth, want_ntk):
     """Gram version: lower triangle computed (rows paired (r, n-1-r) to balance threads), then mirrored."""
@@ -117,23 +126,31 @@ def _cosine_kernel_flat(a, out, depth, want_ntk):
 
 def _fc_kernel(X1, X2, depth, want_ntk):
     depth = check_positive_int(depth, "depth")
-    X1 = check_matrix(X1, "X1")
+    X1 = check_matrix(X1, "X1", allow_empty_rows=True)
+    # Rows with entries beyond ~2^+-256 are rescaled by powers of two and the kernel scaled back exactly
+    # (_validation.row_scale_exponents): the kernel is homogeneous, so only the output's own range limits it.
+    e1 = row_scale_exponents(X1)
+    X1 = scale_rows(X1, e1)
     if X2 is None:
         G = np.ascontiguousarray(X1 @ X1.T)  # numpy dispatches A @ A.T to a symmetric rank-k update
         # Squared norms from the diagonal of the same product, so the diagonal cosines are exactly 1.
         sq = np.diag(G).copy()
-        _gram_from_inner_products(G, sq, depth, want_ntk)
-        return G
-    X2 = check_matrix(X2, "X2")
+        if G.size:
+            _gram_from_inner_products(G, sq, depth, want_ntk)
+        return unscale_kernel(G, e1, e1, "X1")
+    X2 = check_matrix(X2, "X2", allow_empty_rows=True)
     if X2.shape[1] != X1.shape[1]:
         raise ValueError(
             f"X1 has {X1.shape[1]} features but X2 has {X2.shape[1]}; both must have the same number of columns."
         )
+    e2 = row_scale_exponents(X2)
+    X2 = scale_rows(X2, e2)
     norm1 = np.sqrt(np.einsum("ij,ij->i", X1, X1))
     norm2 = np.sqrt(np.einsum("ij,ij->i", X2, X2))  # a = <x,y> / (|x| |y|)
     G = np.ascontiguousarray(X1 @ X2.T)
-    _kernel_from_inner_products(G, norm1, norm2, depth, want_ntk)
-    return G
+    if G.size:
+        _kernel_from_inner_products(G, norm1, norm2, depth, want_ntk)
+    return unscale_kernel(G, e1, e2, "X1 or X2")
 
 
 def ntk_kernel(X1, X2=None, *, depth):
@@ -152,7 +169,15 @@ def ntk_kernel(X1, X2=None, *, depth):
     Returns
     -------
     numpy.ndarray of shape (n1, n2), float64
-        ``NTK(x, y) = |x||y| K_L(<x, y> / (|x||y|))``; entries involving a zero row are 0.
+        ``NTK(x, y) = |x||y| K_L(<x, y> / (|x||y|))``; entries involving a zero row are 0.  An ``X1`` or
+        ``X2`` with no rows gives an empty (n1, n2) array.
+
+    Raises
+    ------
+    ValueError
+        If a kernel value exceeds the float64 range (rows with norms near 1e154 and above).  Any smaller scale
+        works: rows with very large or very small entries are rescaled internally by powers of two and the
+        kernel scaled back exactly, so ``ntk_kernel(2**k X) == 4**k ntk_kernel(X)`` bit for bit.
 
     Notes
     -----

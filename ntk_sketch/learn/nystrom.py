@@ -47,6 +47,7 @@ from .._validation import (
     check_nonnegative_float,
     check_positive_int,
     check_random_state,
+    reject_sparse,
 )
 
 __all__ = ["NystromFeatures", "approximate_ridge_leverage_scores"]
@@ -58,12 +59,13 @@ def _default_kernel(depth):
     return functools.partial(ntk_kernel, depth=depth)
 
 
-def _check_rows_any(X, name, two_d):
+def _check_rows_any(X, name, two_d, allow_empty=False):
     """Rows of any shape for a user kernel (e.g. images for the CNTK); 2-d float matrix for the default NTK."""
     if two_d:
-        return check_matrix(X, name)
+        return check_matrix(X, name, allow_empty_rows=allow_empty)
+    reject_sparse(X, name)
     arr = np.asarray(X)
-    if arr.ndim < 2 or arr.shape[0] == 0:
+    if arr.ndim < 2 or (arr.shape[0] == 0 and not allow_empty):
         raise ValueError(f"{name} must be an array of rows (n, ...) with n >= 1; got shape {arr.shape}.")
     if arr.dtype.kind not in "biuf":
         raise ValueError(f"{name} has non-numeric dtype {arr.dtype}; pass a float array.")
@@ -152,7 +154,7 @@ class NystromFeatures(TransformerMixin, BaseEstimator):
     rls_oversample : float >= 1
         Uniform subsample size ``ceil(rls_oversample * n_components)`` used to estimate the scores.
     eig_cutoff : float
-        Relative eigenvalue cut-off of the pseudo-inverse square root of ``K(Z, Z)``.
+        Relative eigenvalue cut-off of the pseudo-inverse square root of ``K(Z, Z)``, in [0, 1).
     kernel_diag : callable or None
         ``kernel_diag(X) -> (n,)`` for 'rls' with a custom kernel (else computed row by row); for the default NTK
         it is ``(depth + 1) |x|^2``.
@@ -260,7 +262,7 @@ class NystromFeatures(TransformerMixin, BaseEstimator):
     def transform(self, X):
         """Features ``K(X, Z) K(Z, Z)^{+1/2}``, shape (n, m), float64, computed ``chunk_size`` rows at a time."""
         check_is_fitted(self, "components_")
-        X = _check_rows_any(X, "X", self._two_d)
+        X = _check_rows_any(X, "X", self._two_d, allow_empty=True)
         if X.ndim == 2 and self.landmarks_.ndim == 2:
             check_n_features(X, self.landmarks_.shape[1], "X", owner=self)
         if X.shape[1:] != self.landmarks_.shape[1:]:

@@ -50,7 +50,16 @@ import numpy as np
 import scipy.sparse as sp
 
 from .._base import BaseEstimator, TransformerMixin, check_is_fitted
-from .._validation import check_matrix, check_n_features, check_positive_int, check_random_state
+from .._validation import (
+    check_matrix,
+    check_n_features,
+    check_positive_int,
+    check_random_state,
+    row_scale_exponents,
+    scale_rows,
+    serialised,
+    unscale_rows,
+)
 
 __all__ = ["CountSketchTables", "draw_countsketch", "apply_countsketch", "CountSketch"]
 
@@ -144,6 +153,7 @@ def _countsketch_csr_rows(indices, signs, indptr, X_indices, X_data, out, r0, r1
         _countsketch_sparse(indices, signs, X_indices[a:b], X_data[a:b], out[r])
 
 
+@serialised
 @numba.njit(cache=True, parallel=True)
 def _countsketch_dense_batch(indices, signs, X, out):
     n = X.shape[0]
@@ -151,6 +161,7 @@ def _countsketch_dense_batch(indices, signs, X, out):
         _countsketch_dense_rows(indices, signs, X, out, b * _BLOCK, min(n, (b + 1) * _BLOCK))
 
 
+@serialised
 @numba.njit(cache=True, parallel=True)
 def _countsketch_csr_batch(indices, signs, indptr, X_indices, X_data, out):
     n = out.shape[0]
@@ -163,8 +174,10 @@ def apply_countsketch(X, tables: CountSketchTables, *, name="X"):
 
     float32 input gives float32 output; everything else float64.  Sparse input costs O(s nnz(X)).
     """
-    X = check_matrix(X, name, dtype=None, accept_sparse=True)
+    X = check_matrix(X, name, dtype=None, accept_sparse=True, allow_empty_rows=True)
     check_n_features(X, tables.indices.shape[0], name, "draw_countsketch")
+    e = row_scale_exponents(X)  # linear map: rows beyond ~2^+-256 are rescaled and the output scaled back exactly
+    X = scale_rows(X, e)
     out = np.empty((X.shape[0], tables.m), dtype=X.dtype)
     n = X.shape[0]
     if sp.issparse(X):
@@ -176,7 +189,7 @@ def apply_countsketch(X, tables: CountSketchTables, *, name="X"):
         _countsketch_dense_rows(tables.indices, tables.signs, X, out, 0, n)
     else:
         _countsketch_dense_batch(tables.indices, tables.signs, X, out)
-    return out
+    return unscale_rows(out, e, name)
 
 
 class CountSketch(TransformerMixin, BaseEstimator):

@@ -67,7 +67,16 @@ import numpy as np
 import scipy.sparse as sp
 
 from .._base import BaseEstimator, TransformerMixin, check_is_fitted
-from .._validation import check_matrix, check_n_features, check_positive_int, check_random_state
+from .._validation import (
+    check_matrix,
+    check_n_features,
+    check_positive_int,
+    check_random_state,
+    row_scale_exponents,
+    scale_rows,
+    serialised,
+    unscale_rows,
+)
 from .countsketch import draw_countsketch
 from .srht import _srht_dense, _srht_sparse, draw_srht, next_pow2
 from .tensor_srht import _signed_fwht, _tensor_srht, _tensor_srht_combine, draw_tensor_srht
@@ -357,6 +366,7 @@ def _polysketch_csr_rows(base_is_srht, leaf_codes, leaf_mag, leaf_srht_signs, le
                                w1, w2, wleaf)
 
 
+@serialised
 @numba.njit(cache=True, parallel=True)
 def _polysketch_dense_batch(base_is_srht, leaf_codes, leaf_mag, leaf_srht_signs, leaf_srht_rows, leaf_scale,
                             p, n_levels, node_signs1, node_signs2, node_rows1, node_rows2, node_scale, const_right,
@@ -369,6 +379,7 @@ def _polysketch_dense_batch(base_is_srht, leaf_codes, leaf_mag, leaf_srht_signs,
                                min(n, (b + 1) * _BLOCK))
 
 
+@serialised
 @numba.njit(cache=True, parallel=True)
 def _polysketch_csr_batch(base_is_srht, leaf_codes, leaf_mag, leaf_srht_signs, leaf_srht_rows, leaf_scale,
                           p, n_levels, node_signs1, node_signs2, node_rows1, node_rows2, node_scale, const_right,
@@ -388,8 +399,11 @@ def apply_polysketch(X, tables: PolySketchTables, *, name="X"):
     ``X`` is a dense (n, d) array or a scipy.sparse matrix (CSR after validation); float32 input gives float32
     output, anything else float64.  With OSNAP leaves, sparse input costs O(p s nnz) at the leaves.
     """
-    X = check_matrix(X, name, dtype=None, accept_sparse=True)
+    X = check_matrix(X, name, dtype=None, accept_sparse=True, allow_empty_rows=True)
     check_n_features(X, tables.d, name, "draw_polysketch")
+    # degree l is homogeneous of degree l: rows beyond ~2^+-256 are rescaled, each degree scaled back exactly
+    e = row_scale_exponents(X)
+    X = scale_rows(X, e)
     out = np.empty((X.shape[0], tables.degree, tables.m), dtype=X.dtype)
     args = tables.njit_args() + (tables.leaf_n_pad, tables.node_n_pad)
     n = X.shape[0]
@@ -402,11 +416,17 @@ def apply_polysketch(X, tables: PolySketchTables, *, name="X"):
         _polysketch_dense_rows(*args, X, out, 0, n)
     else:
         _polysketch_dense_batch(*args, X, out)
+    if np.any(e):
+        for l in range(1, tables.degree + 1):
+            out[:, l - 1] = unscale_rows(out[:, l - 1], e, name, degree=l)
     return out
 
 
 def _check_coefficients(coef, degree):
-    c = np.asarray(coef, dtype=float)
+    try:
+        c = np.asarray(coef, dtype=float)
+    except (TypeError, ValueError):
+        raise ValueError(f"coefficients must be numbers c_0..c_p; got {coef!r}.") from None
     if c.ndim != 1 or c.shape[0] != degree + 1:
         raise ValueError(f"coefficients must be a 1-d array of length degree + 1 = {degree + 1} (c_0..c_p); "
                          f"got shape {c.shape}.")
@@ -443,7 +463,7 @@ def weighted_concat(Z, coefficients):
     n, p, m = Z.shape
     F = np.empty((n, 1 + p * m), dtype=Z.dtype)
     F[:, 0] = np.sqrt(coefficients[0])
-    F[:, 1:] = (Z * np.sqrt(np.asarray(coefficients[1:]))[None, :, None]).reshape(n, -1)
+    F[:, 1:] = (Z * np.sqrt(np.asarray(coefficients[1:]))[None, :, None]).reshape(n, p * m)
     return F
 
 

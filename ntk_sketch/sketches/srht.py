@@ -42,7 +42,17 @@ import numpy as np
 import scipy.sparse as sp
 
 from .._base import BaseEstimator, TransformerMixin, check_is_fitted
-from .._validation import check_matrix, check_n_features, check_positive_int, check_random_state
+from .._validation import (
+    check_matrix,
+    check_n_features,
+    check_positive_int,
+    check_random_state,
+    reject_sparse,
+    row_scale_exponents,
+    scale_rows,
+    serialised,
+    unscale_rows,
+)
 
 __all__ = ["SRHTTables", "draw_srht", "apply_srht", "SRHT", "fwht", "next_pow2"]
 
@@ -180,6 +190,7 @@ def _srht_csr_rows(signs, rows, scale, n_pad, indptr, X_indices, X_data, out, r0
                      out[r], work)
 
 
+@serialised
 @numba.njit(cache=True, parallel=True)
 def _srht_dense_batch(signs, rows, scale, n_pad, X, out):
     n = X.shape[0]
@@ -187,6 +198,7 @@ def _srht_dense_batch(signs, rows, scale, n_pad, X, out):
         _srht_dense_rows(signs, rows, scale, n_pad, X, out, b * _BLOCK, min(n, (b + 1) * _BLOCK))
 
 
+@serialised
 @numba.njit(cache=True, parallel=True)
 def _srht_csr_batch(signs, rows, scale, n_pad, indptr, X_indices, X_data, out):
     n = out.shape[0]
@@ -195,6 +207,7 @@ def _srht_csr_batch(signs, rows, scale, n_pad, indptr, X_indices, X_data, out):
                        min(n, (b + 1) * _BLOCK))
 
 
+@serialised
 @numba.njit(cache=True, parallel=True)
 def _fwht_batch(A):
     for r in numba.prange(A.shape[0]):
@@ -212,23 +225,29 @@ def fwht(A, *, normalize=False):
         False: the +-1 Sylvester matrix (``scipy.linalg.hadamard(N) @ a``); True: divided by sqrt(N)
         (orthonormal, an involution).
     """
+    reject_sparse(A, "A")
     A = np.asarray(A)
     one = A.ndim == 1
-    B = check_matrix(A.reshape(1, -1) if one else A, "A", dtype=None)
+    B = check_matrix(A.reshape(1, -1) if one else A, "A", dtype=None, allow_empty_rows=True)
     N = B.shape[1]
     if N & (N - 1):
         raise ValueError(f"A's last dimension must be a power of two; got {N}. Zero-pad it to {next_pow2(N)}.")
-    B = B.copy()
+    e = row_scale_exponents(B)  # linear: rows beyond ~2^+-256 are rescaled and the output scaled back exactly
+    B = scale_rows(B, e)
+    B = B.copy() if B is A or np.shares_memory(B, A) else B
     _fwht_batch(B)
     if normalize:
         B *= 1.0 / np.sqrt(N)
+    unscale_rows(B, e, "A")
     return B[0] if one else B
 
 
 def apply_srht(X, tables: SRHTTables, *, name="X"):
     """Apply an SRHT to the rows of ``X`` (dense (n, d) or scipy.sparse) -> (n, m); float32 stays float32."""
-    X = check_matrix(X, name, dtype=None, accept_sparse=True)
+    X = check_matrix(X, name, dtype=None, accept_sparse=True, allow_empty_rows=True)
     check_n_features(X, tables.signs.shape[0], name, "draw_srht")
+    e = row_scale_exponents(X)  # linear map: rows beyond ~2^+-256 are rescaled and the output scaled back exactly
+    X = scale_rows(X, e)
     out = np.empty((X.shape[0], tables.rows.shape[0]), dtype=X.dtype)
     t = tables
     n = X.shape[0]
@@ -241,7 +260,7 @@ def apply_srht(X, tables: SRHTTables, *, name="X"):
         _srht_dense_rows(t.signs, t.rows, t.scale, t.n_pad, X, out, 0, n)
     else:
         _srht_dense_batch(t.signs, t.rows, t.scale, t.n_pad, X, out)
-    return out
+    return unscale_rows(out, e, name)
 
 
 class SRHT(TransformerMixin, BaseEstimator):

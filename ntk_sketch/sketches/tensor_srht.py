@@ -44,7 +44,16 @@ import numba
 import numpy as np
 
 from .._base import BaseEstimator, check_is_fitted
-from .._validation import check_matrix, check_n_features, check_positive_int, check_random_state
+from .._validation import (
+    check_matrix,
+    check_n_features,
+    check_positive_int,
+    check_random_state,
+    row_scale_exponents,
+    scale_rows,
+    serialised,
+    unscale_rows,
+)
 from .srht import _fwht, next_pow2
 
 __all__ = ["TensorSRHTTables", "draw_tensor_srht", "tensor_srht", "TensorSRHT"]
@@ -122,6 +131,7 @@ def _tensor_srht_rows(signs1, signs2, rows1, rows2, scale, n_pad1, n_pad2, X, Y,
         _tensor_srht(signs1, signs2, rows1, rows2, scale, X[r], Y[r], out[r], work1, work2)
 
 
+@serialised
 @numba.njit(cache=True, parallel=True)
 def _tensor_srht_batch(signs1, signs2, rows1, rows2, scale, n_pad1, n_pad2, X, Y, out):
     n = X.shape[0]
@@ -145,8 +155,8 @@ def tensor_srht(X, Y, tables: TensorSRHTTables):
     -------
     ndarray, shape (n, m); float32 if both inputs are float32, else float64.
     """
-    X = check_matrix(X, "X", dtype=None)
-    Y = check_matrix(Y, "Y", dtype=None)
+    X = check_matrix(X, "X", dtype=None, allow_empty_rows=True)
+    Y = check_matrix(Y, "Y", dtype=None, allow_empty_rows=True)
     if X.shape[0] != Y.shape[0]:
         raise ValueError(f"X and Y must have the same number of rows; got {X.shape[0]} and {Y.shape[0]}.")
     check_n_features(X, tables.signs1.shape[0], "X", "draw_tensor_srht")
@@ -154,6 +164,11 @@ def tensor_srht(X, Y, tables: TensorSRHTTables):
     dtype = np.result_type(X.dtype, Y.dtype)
     X = X.astype(dtype, copy=False)
     Y = Y.astype(dtype, copy=False)
+    # bilinear: rows beyond ~2^+-256 are rescaled and the output scaled back exactly by 2^(ex + ey)
+    ex = row_scale_exponents(X)
+    ey = row_scale_exponents(Y)
+    X = scale_rows(X, ex)
+    Y = scale_rows(Y, ey)
     out = np.empty((X.shape[0], tables.rows1.shape[0]), dtype=dtype)
     t = tables
     args = (t.signs1, t.signs2, t.rows1, t.rows2, t.scale, t.n_pad1, t.n_pad2, X, Y, out)
@@ -161,7 +176,7 @@ def tensor_srht(X, Y, tables: TensorSRHTTables):
         _tensor_srht_rows(*args, 0, X.shape[0])
     else:
         _tensor_srht_batch(*args)
-    return out
+    return unscale_rows(out, ex + ey, "X and Y")
 
 
 class TensorSRHT(BaseEstimator):
