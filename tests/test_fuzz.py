@@ -308,7 +308,7 @@ ESTIMATORS = {
                           "pixel_dim", "patch_sketch", "renormalize", "fix_first", "fix_last", "nonnegative", "seed"]),
     "NystromFeatures": (lambda **kw: ns.NystromFeatures(**{"n_components": 3, "seed": 0, **kw}), X0,
                         ["n_components", "depth", "landmarks", "rls_lambda", "rls_oversample", "eig_cutoff",
-                         "batch_size", "seed"]),
+                         "chunk_size", "seed"]),
 }
 
 
