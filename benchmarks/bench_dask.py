@@ -15,9 +15,12 @@ tree-reduced), the peak resident memory of each worker (sampled every 0.5 s), an
 The classifier selects lam by validation squared error (one pass over the rows); accuracy selection would
 read the validation rows a second time.
 
-Example (the figures in the README)::
+The figures in the README (2 shared cores; m = 4096 at 1M rows did not fit the time available there, so the
+row series uses m = 1024 and m = 4096 is measured on fewer rows)::
 
-    python benchmarks/bench_dask.py --rows 250000 500000 1000000 --single 250000 --cntk-images 1000
+    python benchmarks/bench_dask.py --m 1024 --rows 250000 500000 1000000 --single 250000 --cntk-images 0
+    python benchmarks/bench_dask.py --m 4096 --rows 16384 --single 16384 --cntk-images 0
+    python benchmarks/bench_dask.py --m 1024 --rows --single --cntk-images 1000 --cntk-block 50
 """
 from __future__ import annotations
 
