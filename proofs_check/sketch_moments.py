@@ -82,7 +82,7 @@ def run(ctx):
     # ---------------------------------------------------------------- TensorSRHT, degree 2
     sq, ip = [], []
     for r in range(R):
-        ts = TensorSRHT(d, d, m, seed=10_000 + r)
+        ts = TensorSRHT(d, d, m, seed=10_000 + r).fit()
         S = ts.transform(U, U)                    # rows: S(u_i (x) u_i)
         sq.append(S[0] @ S[0])
         ip.append(S @ S.T)
@@ -110,7 +110,7 @@ def run(ctx):
         for p in deg_list:
             sq, ip = [], []
             for r in range(R):
-                Z_all = PolySketch(d, m, p, base=base, seed=20_000 + 1000 * p + r).transform(U)[:, p - 1, :]
+                Z_all = PolySketch(d, m, p, base=base, seed=20_000 + 1000 * p + r).fit().transform(U)[:, p - 1, :]
                 sq.append(Z_all[0] @ Z_all[0])
                 ip.append(Z_all @ Z_all.T)
             sq, ip = np.array(sq), np.array(ip)
@@ -143,7 +143,7 @@ def run(ctx):
     ms = [64, 128, 256, 512, 1024, 2048] + ([4096] if ctx.full else [])
     n_seeds = 9 if ctx.full else 5
     eps = np.array([[spectral_epsilon(PolySketch(d, mm, p_se, base="srht", seed=30_000 + 97 * mm + s)
-                                      .transform(Us)[:, p_se - 1, :], Gp, lam) for s in range(n_seeds)] for mm in ms])
+                                      .fit().transform(Us)[:, p_se - 1, :], Gp, lam) for s in range(n_seeds)] for mm in ms])
     med = np.median(eps, axis=1)
     rate, cst = loglog_fit(ms, med)
     m_half = (cst / 0.5) ** (1.0 / -rate)

@@ -160,7 +160,7 @@ def test_eig_cutoff_of_one_or_more_is_rejected_and_empty_transform():
     # issue 15: eig_cutoff=2.0 dropped every eigenvalue and returned all-zero features without a word
     X = np.random.default_rng(0).standard_normal((10, 3))
     for bad in (1.0, 2.0):
-        with pytest.raises(ValueError, match=r"eig_cutoff must be in \[0, 1\)"):
+        with pytest.raises(ValueError, match=r"eig_cutoff .*must be < 1"):
             NystromFeatures(4, eig_cutoff=bad).fit(X)
     ny = NystromFeatures(4, eig_cutoff=0.5, seed=0).fit(X)
     assert ny.rank_ >= 1 and np.abs(ny.transform(X)).max() > 0

@@ -156,7 +156,7 @@ def _check_poly(degree, n, d, s_target, seed):
     K = (U @ U.T) ** degree
     lam = ridge_for(K, s_target)
     m = dimension(s_target, U.shape[0], C_POLY, deg=degree)
-    assert_spectral(lambda s: PolySketch(U.shape[1], m, degree, seed=s).transform(U)[:, degree - 1, :], K, lam, seed)
+    assert_spectral(lambda s: PolySketch(U.shape[1], m, degree, seed=s).fit().transform(U)[:, degree - 1, :], K, lam, seed)
 
 
 @settings(max_examples=3)

@@ -50,6 +50,9 @@ def cntk_grid_sizes(height, width, depth, filter_size, padding):
 
     'valid' shrinks each side by ``q - 1`` per layer; 'same' keeps it.
     """
+    height = check_positive_int(height, "height")
+    width = check_positive_int(width, "width")
+    depth, filter_size = check_architecture(depth, filter_size, padding)
     shrink = 0 if padding == "same" else filter_size - 1
     return [(height - h * shrink, width - h * shrink) for h in range(depth + 1)]
 

@@ -205,13 +205,13 @@ def _block_moments(F, y, packed, n_rows, classification):
         raise ValueError(f"a block of F has {F.shape[0]} rows but its chunk size says {n_rows}.")
     y = _check_labels(y, n_rows) if classification else _check_regression_targets(y, n_rows)[0]
     train = _RidgeMoments(classification)
-    train.ensure(F.shape[1])
+    train._ensure(F.shape[1])
     if packed is None:
         train.add(F, y)
         return [(train, None)]
     val = np.unpackbits(packed, count=n_rows).astype(bool)
     valid = _RidgeMoments(classification)
-    valid.ensure(F.shape[1])
+    valid._ensure(F.shape[1])
     train.add(F[~val], y[~val])
     valid.add(F[val], y[val])
     return [(train, valid)]
@@ -268,7 +268,7 @@ class _DaskValidationPass:
                  for fb, yb, pk, nb in zip(self.f_blocks, self.y_blocks, self.packed, self.row_chunks)]
         correct, n_val = db.from_delayed(parts).reduction(_sum_correct, _sum_correct,
                                                           split_every=self.split_every).compute()
-        if n_val != self.learner._val.n:
+        if n_val != self.learner._val.n_rows:
             raise ValueError("the validation rows changed between the two passes over F; F must be deterministic.")
         return correct / n_val
 
@@ -324,7 +324,7 @@ def fit(learner, F, y, *, split_every=4):
                                                     split_every=split_every).compute()
     if valid is None:
         valid = _RidgeMoments(classification)
-        valid.ensure(d)
+        valid._ensure(d)
     learner._train, learner._val = train, valid
     learner._n_features = d
 
