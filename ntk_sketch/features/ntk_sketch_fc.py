@@ -41,7 +41,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from .._validation import check_matrix, check_n_features, check_positive_int, check_random_state
-from ..kernels.polynomials import arccos_polynomials, ntk_polynomial
+from ..kernels.polynomials import arccos_polynomials, ntk_polynomial, ntk_polynomial_for_cosines
+from ..sketches.countsketch import CountSketchTables, apply_countsketch, draw_countsketch
 from ..sketches.polysketch import apply_polysketch, draw_polysketch, weighted_concat
 from ..sketches.srht import apply_srht, draw_srht
 from ..sketches.tensor_srht import draw_tensor_srht, tensor_srht
@@ -59,6 +60,38 @@ def _scale_rows(X, factors):
     if sp.issparse(X):
         return sp.csr_matrix(sp.diags(factors) @ X)
     return X * factors[:, None]
+
+
+# variant='compressed', compression='auto': SRHT (lower variance, sampling without replacement) up to this m,
+# CountSketch above it (cost linear in the concatenation; measured on bench_ntk_features.py)
+_SRHT_COMPRESSION_MAX_M = 2048
+
+
+def _cosine_sample(X, max_rows=400, n_bins=4000):
+    """Cosines of pairs of (up to ``max_rows`` evenly spaced, non-zero) rows of X and their Frobenius weights.
+
+    Returns ``(a, w)``: the pair cosines binned into ``n_bins`` equal bins of [-1, 1] (``a`` the weighted mean
+    cosine of a bin, ``w`` the bin's total weight ``sum |x|^2 |y|^2``); the diagonal (cosine 1, fitted exactly) is
+    left out.  Deterministic: no random numbers are drawn.
+    """
+    n = X.shape[0]
+    idx = np.unique(np.linspace(0, n - 1, min(n, max_rows)).astype(np.int64))
+    B = X[idx]
+    B = B.toarray() if sp.issparse(B) else np.asarray(B, dtype=np.float64)
+    B = B.astype(np.float64, copy=False)
+    nrm = np.sqrt(np.einsum("ij,ij->i", B, B))
+    B, nrm = B[nrm > 0], nrm[nrm > 0]
+    if B.shape[0] < 2:
+        return np.zeros(0), np.zeros(0)
+    U = B / nrm[:, None]
+    iu = np.triu_indices(B.shape[0], 1)
+    a = np.clip((U @ U.T)[iu], -1.0, 1.0)
+    w = (nrm[:, None] * nrm[None, :])[iu] ** 2
+    k = np.minimum(((a + 1.0) * (n_bins / 2.0)).astype(np.int64), n_bins - 1)
+    wsum = np.bincount(k, weights=w, minlength=n_bins)
+    asum = np.bincount(k, weights=w * a, minlength=n_bins)
+    keep = wsum > 0
+    return asum[keep] / wsum[keep], wsum[keep]
 
 
 def _draw_power_tree(d, m, degree, rng):
@@ -99,15 +132,29 @@ class NTKSketch:
         (``n_features_out_`` says how many).
     degree : int, default 4
         Degree p of the polynomials (any p >= 1).
-    polynomial : {'fit', 'taylor'}, default 'fit'
-    variant : {'layered', 'single'}, default 'layered'
+    polynomial : {'data', 'fit', 'taylor'}, default 'data'
+        'data': least-squares fit, weighted by ``|x|^2 |y|^2``, to the cosines of pairs of the rows given to
+        ``fit`` (:func:`ntk_sketch.kernels.polynomials.ntk_polynomial_for_cosines`), which minimises the
+        Frobenius error of the polynomial kernel on such data; for the layered variant, the sup-norm fit on
+        ``[min cosine, 1]``.  'fit': least squares on a fixed interval; 'taylor': truncated series.
+    variant : {'compressed', 'single', 'layered'}, default 'compressed'
+        'compressed': one polynomial for the whole K_L, every degree sketched at full width and the weighted
+        concatenation compressed to m by one SRHT (module docstring); 'single': the same polynomial with m split
+        between the degrees; 'layered': the paper's Algorithm 1.  The default is the most accurate at equal m
+        on ``benchmarks/bench_ntk_features.py``.
     sketch_dim : int, optional
-        Internal dimension of the PolySketch, phi/phidot and TensorSRHT sketches of the layered variant (default
-        ``n_components // 2``).
+        Internal width: of each degree's sketch for 'compressed' (default ``n_components`` up to 2048, then
+        ``n_components // 2``: at m = 8192 the half width keeps 85% of the speed of the previous 'single' variant
+        and is still well under the authors' error), of the PolySketch,
+        phi/phidot and TensorSRHT sketches for 'layered' (default ``n_components // 2``).
     normalize_layers : bool, default True
         Layered variant only: rescale phi_h to unit norm between layers (see the module docstring).
     base : {'auto', 'osnap', 'srht'}, default 'auto'
         Leaf sketch of the first PolySketch: OSNAP for sparse input (input-sparsity time), SRHT for dense.
+    compression : {'auto', 'srht', 'countsketch'}, default 'auto'
+        Variant 'compressed': the map that compresses the weighted concatenation of the degrees' sketches to m.
+        SRHT samples without replacement (lower variance); CountSketch costs one pass over the concatenation.
+        'auto': SRHT for ``n_components <= 2048``, CountSketch above.
     chunk_size : int, default 256
         Rows per block in ``transform``; working memory is O(chunk_size * degree * sketch_dim).
     seed : None, int, SeedSequence or numpy.random.Generator
@@ -122,8 +169,9 @@ class NTKSketch:
         The polynomials used: ``{'P0': [...], 'P1': [...]}`` per layer (layered) or ``{'K': c}`` (single).
     """
 
-    def __init__(self, depth=2, n_components=8192, *, degree=4, polynomial="fit", variant="layered",
-                 sketch_dim=None, normalize_layers=True, base="auto", chunk_size=256, seed=None):
+    def __init__(self, depth=2, n_components=8192, *, degree=4, polynomial="data", variant="compressed",
+                 sketch_dim=None, normalize_layers=True, base="auto", chunk_size=256, seed=None,
+                 compression="auto"):
         self.depth = depth
         self.n_components = n_components
         self.degree = degree
@@ -134,20 +182,29 @@ class NTKSketch:
         self.base = base
         self.chunk_size = chunk_size
         self.seed = seed
+        self.compression = compression
 
     def _check_params(self):
         L = check_positive_int(self.depth, "depth")
         m = check_positive_int(self.n_components, "n_components", minimum=2)
         p = check_positive_int(self.degree, "degree")
-        if self.polynomial not in ("fit", "taylor"):
-            raise ValueError(f"polynomial must be 'fit' or 'taylor'; got {self.polynomial!r}.")
-        if self.variant not in ("layered", "single"):
-            raise ValueError(f"variant must be 'layered' or 'single'; got {self.variant!r}.")
+        if self.polynomial not in ("data", "fit", "taylor"):
+            raise ValueError(f"polynomial must be 'data', 'fit' or 'taylor'; got {self.polynomial!r}.")
+        if self.variant not in ("compressed", "layered", "single"):
+            raise ValueError(f"variant must be 'compressed', 'single' or 'layered'; got {self.variant!r}.")
+        if self.compression not in ("auto", "srht", "countsketch"):
+            raise ValueError(f"compression must be 'auto', 'srht' or 'countsketch'; got {self.compression!r}.")
         if self.base not in ("auto", "osnap", "srht"):
             raise ValueError(f"base must be 'auto', 'osnap' or 'srht'; got {self.base!r}.")
         if self.variant == "single" and m - 1 < p:
             raise ValueError(f"n_components must be at least degree + 1 = {p + 1} for variant='single'; got {m}.")
-        ms = max(m // 2, 1) if self.sketch_dim is None else check_positive_int(self.sketch_dim, "sketch_dim")
+        if self.variant == "compressed" and m < 2:
+            raise ValueError(f"n_components must be at least 2 for variant='compressed'; got {m}.")
+        if self.variant == "compressed":  # full width up to 2048, half width above (measured: module docstring)
+            default_ms = m if m <= 2048 else m // 2
+        else:
+            default_ms = max(m // 2, 1)
+        ms = default_ms if self.sketch_dim is None else check_positive_int(self.sketch_dim, "sketch_dim")
         check_positive_int(self.chunk_size, "chunk_size")
         return L, m, p, ms
 
@@ -164,8 +221,14 @@ class NTKSketch:
         self.first_layer_interval_ = first_interval
         base = self.base if self.base != "auto" else ("osnap" if sp.issparse(X) else "srht")
         self.base_ = base
-        if self.variant == "single":
+        if self.variant in ("single", "compressed") and self.polynomial == "data":
+            a, w = _cosine_sample(X)
+            c = ntk_polynomial_for_cosines(L, p, a, w) if a.size else ntk_polynomial(L, p, "fit", first_interval)
+        elif self.variant in ("single", "compressed"):
             c = ntk_polynomial(L, p, self.polynomial, first_interval)
+        if self.variant == "compressed":
+            return self._fit_compressed(X, c, d, m, ms, base, rng)
+        if self.variant == "single":
             self.coefficients_ = {"K": c}
             # Only degrees with c_l > 0 get columns (least-squares fits are often sparse: K_2 at degree 4 uses
             # l = 0, 1, 4).  Degree 1 is kept exact (u itself, no variance) when d is below a degree's share of m.
@@ -189,8 +252,14 @@ class NTKSketch:
             self.n_features_out_ = 1 + (d if self.exact_linear_ else 0) + len(sketched) * m_poly
             return self
         P0, P1 = [], []
+        method = self.polynomial
+        if method == "data":  # the sup-norm fit on the interval the input cosines occupy
+            a, _ = _cosine_sample(X)
+            lo = max(-1.0, min(float(a.min()) - 0.05, 0.0)) if a.size else first_interval[0]
+            first_interval, method = (lo, 1.0), "fit"
+            self.first_layer_interval_ = first_interval
         for h in range(L):
-            c0, c1 = arccos_polynomials(self.polynomial, p, first_interval if h == 0 else (0.0, 1.0))
+            c0, c1 = arccos_polynomials(method, p, first_interval if h == 0 else (0.0, 1.0))
             P0.append(c0)
             P1.append(c1)
         self.coefficients_ = {"P0": P0, "P1": P1}
@@ -210,6 +279,43 @@ class NTKSketch:
         self.n_features_out_ = m
         return self
 
+    def _fit_compressed(self, X, c, d, m, w, base, rng):
+        """Tables of variant 'compressed' (module docstring): per-degree sketches of width w, one SRHT to m."""
+        self.coefficients_ = {"K": c}
+        active = [l for l in range(1, len(c)) if c[l] > 0]
+        # The constant coordinate is exact.  The linear block u (d columns) is kept exact too when that lowers the
+        # variance of the compression, which scales like |G|^4 / m_out with |G|^2 = P(1) - c_0 (- c_1 if exact).
+        rest = float(c.sum() - c[0])
+        exact = False
+        if 1 in active and d < m - 1 - 16:
+            exact = (rest - c[1]) ** 2 / (m - 1 - d) < rest ** 2 / (m - 1)
+        self.exact_linear_ = bool(exact)
+        sketched = [l for l in active if not (l == 1 and exact)]
+        self.sketched_degrees_ = np.array(sketched, dtype=np.int64)
+        self.sketch_width_ = w
+        self.power_trees_ = None
+        self.poly_tables_ = None
+        self.compress_tables_ = None
+        m_out = m - 1 - (d if exact else 0)
+        if sketched:
+            if not sp.issparse(X) and self.base == "auto" and d <= w:
+                self.power_trees_ = [_draw_power_tree(d, w, l, rng) for l in sketched]
+                widths = [d if l == 1 else w for l in sketched]
+            else:
+                self.poly_tables_ = draw_polysketch(d, w, max(sketched), base=base, seed=rng)
+                widths = [w] * len(sketched)
+            self.block_widths_ = np.array(widths, dtype=np.int64)
+            kind = self.compression
+            if kind == "auto":
+                kind = "srht" if m <= _SRHT_COMPRESSION_MAX_M else "countsketch"
+            self.compression_ = kind
+            if kind == "srht":
+                self.compress_tables_ = draw_srht(int(sum(widths)), m_out, rng)
+            else:
+                self.compress_tables_ = draw_countsketch(int(sum(widths)), m_out, 1, rng)
+        self.n_features_out_ = 1 + (d if exact else 0) + (m_out if sketched else 0)
+        return self
+
     # ---------------------------------------------------------------------------------------------- transform
     def transform(self, X):
         """Features of shape (n, n_features_out_) for rows of X (dense or CSR; float32 stays float32)."""
@@ -224,7 +330,12 @@ class NTKSketch:
             norms = _row_norms(block)
             inv = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
             u = _scale_rows(block, inv.astype(X.dtype))
-            F = self._transform_single(u) if self.variant == "single" else self._transform_layered(u)
+            if self.variant == "compressed":
+                F = self._transform_compressed(u)
+            elif self.variant == "single":
+                F = self._transform_single(u)
+            else:
+                F = self._transform_layered(u)
             out[start:start + block.shape[0]] = F * norms[:, None].astype(X.dtype)
         return out
 
@@ -241,6 +352,37 @@ class NTKSketch:
             deg = self.sketched_degrees_
             parts.append((Z[:, deg - 1, :] * np.sqrt(c[deg])[None, :, None]).reshape(u.shape[0], -1))
         return np.hstack(parts)
+
+    def _transform_compressed(self, u):
+        c = self.coefficients_["K"]
+        parts = [np.full((u.shape[0], 1), np.sqrt(c[0]), dtype=u.dtype)]
+        dense = u.toarray() if sp.issparse(u) else u
+        if self.exact_linear_:
+            parts.append(np.sqrt(c[1]) * dense)
+        blocks = []
+        if self.power_trees_ is not None:
+            for l, tree in zip(self.sketched_degrees_, self.power_trees_):
+                blocks.append(np.sqrt(c[l]) * _apply_power_tree(dense, tree))
+        elif self.poly_tables_ is not None:
+            Z = apply_polysketch(u, self.poly_tables_, name="X")
+            blocks = [np.sqrt(c[l]) * Z[:, l - 1, :] for l in self.sketched_degrees_]
+        if blocks:
+            parts.append(self._compress(blocks, u.dtype))
+        return np.hstack(parts)
+
+    def _compress(self, blocks, dtype):
+        """SRHT or CountSketch of the concatenation of ``blocks`` (already weighted), without copying for the
+        CountSketch (it is linear: the sum of the CountSketches of the blocks with their rows of the table)."""
+        t = self.compress_tables_
+        if self.compression_ == "srht":
+            return apply_srht(np.hstack(blocks), t)
+        out, start = None, 0
+        for B in blocks:
+            stop = start + B.shape[1]
+            part = apply_countsketch(B, CountSketchTables(t.indices[start:stop], t.signs[start:stop], t.m))
+            out = part if out is None else np.add(out, part, out=out)
+            start = stop
+        return out.astype(dtype, copy=False)
 
     def _transform_layered(self, u):
         phi = u
