@@ -65,6 +65,8 @@ def _scale_rows(X, factors):
 # variant='compressed', compression='auto': SRHT (lower variance, sampling without replacement) up to this m,
 # CountSketch above it (cost linear in the concatenation; measured on bench_ntk_features.py)
 _SRHT_COMPRESSION_MAX_M = 2048
+# variant='layered' refuses deeper nets (see _check_params)
+_LAYERED_MAX_DEPTH = 10
 
 
 def _cosine_sample(X, max_rows=400, n_bins=4000):
@@ -204,6 +206,12 @@ class NTKSketch:
             default_ms = m if m <= 2048 else m // 2
         else:
             default_ms = max(m // 2, 1)
+        if self.variant == "layered" and L > _LAYERED_MAX_DEPTH:
+            raise ValueError(
+                f"variant='layered' is limited to depth <= {_LAYERED_MAX_DEPTH} (got depth={L}): its errors compound "
+                "across layers, so that at depth 20-50 the error stops falling with n_components (and overflows "
+                "without normalize_layers).  Use variant='compressed' (the default), whose error does not depend on "
+                "the depth beyond the polynomial fit.")
         ms = default_ms if self.sketch_dim is None else check_positive_int(self.sketch_dim, "sketch_dim")
         check_positive_int(self.chunk_size, "chunk_size")
         return L, m, p, ms
