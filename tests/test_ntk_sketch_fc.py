@@ -100,7 +100,7 @@ def test_error_falls_like_inverse_square_root_until_the_floor():
 
 
 # ------------------------------------------------------------------------------------------ shapes, dtypes, errors
-@given(st.integers(1, 3), st.integers(16, 300), st.integers(1, 5), st.sampled_from(["layered", "single"]),
+@given(st.integers(1, 3), st.integers(16, 300), st.integers(1, 5), st.sampled_from(["layered", "single", "compressed"]),
        st.integers(0, 2**32 - 1), st.sampled_from([np.float32, np.float64]))
 def test_shapes_dtypes_determinism(depth, m, degree, variant, seed, dtype):
     X = np.random.default_rng(seed).standard_normal((6, 5)).astype(dtype)
@@ -113,7 +113,7 @@ def test_shapes_dtypes_determinism(depth, m, degree, variant, seed, dtype):
     np.testing.assert_allclose(sk3.transform(X), F, rtol=1e-4 if dtype == np.float32 else 1e-10, atol=1e-5)
 
 
-@pytest.mark.parametrize("variant", ["layered", "single"])
+@pytest.mark.parametrize("variant", ["layered", "single", "compressed"])
 def test_sparse_equals_dense_with_the_same_leaves_and_zero_rows(variant):
     X = np.abs(np.random.default_rng(0).standard_normal((7, 40)))
     X[X < 1.0] = 0.0
@@ -136,7 +136,8 @@ def test_bad_input():
         sk.transform(np.array([[np.inf, 0.0, 1.0]]))
     for kwargs, match in [({"n_components": 0}, "n_components"), ({"depth": 0}, "depth"),
                           ({"degree": 0}, "degree"), ({"polynomial": "chebyshev"}, "polynomial"),
-                          ({"variant": "deep"}, "variant"), ({"base": "fft"}, "base")]:
+                          ({"variant": "deep"}, "variant"), ({"base": "fft"}, "base"),
+                          ({"compression": "gauss"}, "compression")]:
         with pytest.raises(ValueError, match=match):
             NTKSketch(**kwargs).fit(X)
 
