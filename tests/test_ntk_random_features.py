@@ -195,3 +195,60 @@ def test_float32_arithmetic_on_float64_input_beyond_the_float32_range():
     np.testing.assert_array_equal(got, np.ldexp(rf.transform(X), 100))
     with pytest.raises(ValueError, match="exceeds the float32 range"):
         rf.transform(np.ldexp(X, 200))
+
+
+# ------------------------------------------------------------------------------------------ orthogonal, centred
+@pytest.mark.parametrize("orthogonal,centered", [(True, True), (False, True), (True, False)])
+def test_orthogonal_and_centred_features_are_unbiased_at_depth_one(orthogonal, centered):
+    """At L = 1 every construction is unbiased for the exact NTK; 400 seeds give z-scores ~ N(0, 1) per entry;
+    P(max of 15 |z| > 6) < 3e-8."""
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((5, 6))
+    X[1] = X[0] + 0.3 * rng.standard_normal(6)
+    K = ntk_kernel(X, depth=1)
+    S = np.array([(lambda F: F @ F.T)(NTKRandomFeatures(1, 40, orthogonal=orthogonal, centered=centered,
+                                                         seed=s).fit_transform(X)) for s in range(400)])
+    iu = np.triu_indices(5)
+    z = (S.mean(axis=0) - K)[iu] / (S.std(axis=0, ddof=1)[iu] / np.sqrt(400))
+    assert np.abs(z).max() < 6, z
+
+
+def test_relu_mean_matches_monte_carlo():
+    from ntk_sketch.features.ntk_random_features import _relu_mean, sample_leverage_relu_weights
+
+    u = np.zeros(7)
+    u[0] = 1.0
+    W, w = sample_leverage_relu_weights(7, 200000, seed=0)
+    f = w * np.maximum(u @ W, 0.0)
+    # standard error of the mean of 2e5 features of variance < 7 is < 0.006; 6 s.e. bound
+    assert abs(f.mean() - _relu_mean(7, "leverage")) < 0.035
+    assert _relu_mean(10**6, "leverage") == pytest.approx(1 / np.sqrt(2 * np.pi), rel=1e-5)
+
+
+def test_centred_features_lower_the_error_on_standardised_rows():
+    """Bundled Fashion-MNIST, columns standardised, L = 2, m = 1024: measured 0.23 (plain) against 0.14 (defaults)
+    on the full protocol.  Each seed pair is one comparison; the defaults must win in at least 4 of 5 (with a
+    per-seed win probability >= 0.95 this fails with probability < 0.03; measured: every seed wins by > 30%)."""
+    from ntk_sketch.datasets import load_bundled_fashion_mnist
+
+    Xtr, _ = load_bundled_fashion_mnist("train", flatten=True)
+    sd = Xtr.std(axis=0)
+    sd[sd == 0] = 1.0
+    X = ((Xtr - Xtr.mean(axis=0)) / sd)[:200]
+    K = ntk_kernel(X, depth=2)
+    wins = 0
+    for s in range(5):
+        new = relative_frobenius_error(NTKRandomFeatures(2, 1024, seed=s).fit_transform(X), K)
+        old = relative_frobenius_error(
+            NTKRandomFeatures(2, 1024, orthogonal=False, centered=False, seed=s).fit_transform(X), K)
+        wins += new < 0.85 * old
+    assert wins >= 4
+
+
+def test_sparse_first_layer_costs_input_sparsity_time():
+    """The first layer multiplies the CSR rows directly (no densified GEMM): the same features as dense."""
+    import scipy.sparse as sp
+
+    X = sp.random(5, 3000, density=0.01, random_state=0, format="csr")
+    rf = NTKRandomFeatures(2, 256, seed=0).fit(X)
+    np.testing.assert_allclose(rf.transform(X), rf.transform(X.toarray()), rtol=1e-10, atol=1e-12)

@@ -100,7 +100,7 @@ def test_error_falls_like_inverse_square_root_until_the_floor():
 
 
 # ------------------------------------------------------------------------------------------ shapes, dtypes, errors
-@given(st.integers(1, 3), st.integers(16, 300), st.integers(1, 5), st.sampled_from(["layered", "single"]),
+@given(st.integers(1, 3), st.integers(16, 300), st.integers(1, 5), st.sampled_from(["layered", "single", "compressed"]),
        st.integers(0, 2**32 - 1), st.sampled_from([np.float32, np.float64]))
 def test_shapes_dtypes_determinism(depth, m, degree, variant, seed, dtype):
     X = np.random.default_rng(seed).standard_normal((6, 5)).astype(dtype)
@@ -113,7 +113,7 @@ def test_shapes_dtypes_determinism(depth, m, degree, variant, seed, dtype):
     np.testing.assert_allclose(sk3.transform(X), F, rtol=1e-4 if dtype == np.float32 else 1e-10, atol=1e-5)
 
 
-@pytest.mark.parametrize("variant", ["layered", "single"])
+@pytest.mark.parametrize("variant", ["layered", "single", "compressed"])
 def test_sparse_equals_dense_with_the_same_leaves_and_zero_rows(variant):
     X = np.abs(np.random.default_rng(0).standard_normal((7, 40)))
     X[X < 1.0] = 0.0
@@ -136,7 +136,8 @@ def test_bad_input():
         sk.transform(np.array([[np.inf, 0.0, 1.0]]))
     for kwargs, match in [({"n_components": 0}, "n_components"), ({"depth": 0}, "depth"),
                           ({"degree": 0}, "degree"), ({"polynomial": "chebyshev"}, "polynomial"),
-                          ({"variant": "deep"}, "variant"), ({"base": "fft"}, "base")]:
+                          ({"variant": "deep"}, "variant"), ({"base": "fft"}, "base"),
+                          ({"compression": "gauss"}, "compression")]:
         with pytest.raises(ValueError, match=match):
             NTKSketch(**kwargs).fit(X)
 
@@ -171,3 +172,77 @@ def test_non_canonical_csr_is_not_rewritten_and_read_only_input_works():
     np.testing.assert_allclose(F, sk.transform(sp.csr_matrix(dense)), rtol=1e-12, atol=1e-14)
     np.testing.assert_array_equal(sk.transform(read_only(X)), F)
     np.testing.assert_array_equal(sk.transform(read_only(dense)), sk.transform(dense))
+
+
+# ------------------------------------------------------------------------------------------ variant 'compressed'
+@pytest.mark.parametrize("compression", ["srht", "countsketch"])
+@pytest.mark.parametrize("depth,sparse", [(1, False), (2, False), (2, True)])
+def test_compressed_variant_is_unbiased_for_its_polynomial(compression, depth, sparse):
+    """Every map is unbiased given the previous ones, so the mean of F F^T is the polynomial kernel exactly.
+    300 seeds: z ~ N(0, 1) per entry; P(max of 15 |z| > 6) < 3e-8."""
+    X = _points(depth)
+    Xin = sp.csr_matrix(X) if sparse else X
+    make = lambda s: NTKSketch(depth, 97, degree=3, polynomial="taylor", compression=compression, seed=s).fit(Xin)
+    c = make(0).coefficients_["K"]
+    A, scale = _cosines_and_norms(X)
+    target = scale * np.polynomial.polynomial.polyval(A, c)
+    mean, se = _mean_and_se(lambda s: make(s).transform(Xin), 300)
+    z = (mean - target)[np.triu_indices(5)] / se[np.triu_indices(5)]
+    assert np.abs(z).max() < 6, z
+
+
+def _standardised_rows(n):
+    from ntk_sketch.datasets import load_bundled_fashion_mnist
+
+    Xtr, _ = load_bundled_fashion_mnist("train", flatten=True)
+    sd = Xtr.std(axis=0)
+    sd[sd == 0] = 1.0
+    return ((Xtr - Xtr.mean(axis=0)) / sd)[:n]
+
+
+def test_default_is_at_least_as_accurate_as_the_other_variants_on_standardised_rows():
+    """The defaults (compressed, data-fitted polynomial) against 'single' and 'layered' on 200 standardised rows,
+    L = 2, m = 1024, one comparison per seed.  Measured on the full protocol: 0.086 against 0.21 and 0.22.  The
+    default must be at least 25% more accurate in at least 4 of 5 seeds each (with a per-seed win probability
+    >= 0.95 a false failure has probability < 0.03 per comparison; measured: every seed wins by > 2x)."""
+    X = _standardised_rows(200)
+    K = ntk_kernel(X, depth=2)
+    wins = {"single": 0, "layered": 0}
+    for s in range(5):
+        e = relative_frobenius_error(NTKSketch(2, 1024, seed=s).fit_transform(X), K)
+        for v in wins:
+            other = relative_frobenius_error(NTKSketch(2, 1024, variant=v, polynomial="fit", seed=s).fit_transform(X), K)
+            wins[v] += e < 0.75 * other
+    assert min(wins.values()) >= 4, wins
+
+
+@pytest.mark.slow
+def test_compressed_error_falls_like_inverse_square_root():
+    X = _standardised_rows(300)
+    make = lambda m, s: NTKSketch(2, m, sketch_dim=m, compression="srht", seed=s).fit(X)
+    c = make(1024, 0).coefficients_["K"]
+    A, scale = _cosines_and_norms(X)
+    target = scale * np.polynomial.polynomial.polyval(A, c)
+    ms = [1024, 2048, 4096]
+    med = [np.median([np.linalg.norm((lambda F: F @ F.T)(make(m, s).transform(X)) - target) / np.linalg.norm(target)
+                      for s in range(5)]) for m in ms]
+    slope = np.polyfit(np.log(ms), np.log(med), 1)[0]
+    assert -0.75 < slope < -0.35, (slope, med)  # unbiased: ~ m^-1/2 (the exact-linear switch makes it steeper)
+
+
+def test_data_polynomial_is_closer_to_the_ntk_than_the_interval_fit():
+    """Deterministic: the polynomial kernel itself (no sketch) on standardised rows; measured 0.013 vs 0.041."""
+    X = _standardised_rows(300)
+    K = ntk_kernel(X, depth=2)
+    A, scale = _cosines_and_norms(X)
+    errs = {}
+    for poly in ("data", "fit"):
+        c = NTKSketch(2, 1024, polynomial=poly, seed=0).fit(X).coefficients_["K"]
+        errs[poly] = np.linalg.norm(scale * np.polynomial.polynomial.polyval(A, c) - K) / np.linalg.norm(K)
+    assert errs["data"] < 0.6 * errs["fit"], errs
+
+
+def test_layered_variant_refuses_deep_nets_with_a_clear_message():
+    X = _points(0)
+    with pytest.raises(ValueError, match="variant='compressed'"):
+        NTKSketch(40, 64, variant="layered").fit(X)

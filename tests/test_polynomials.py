@@ -82,3 +82,28 @@ def test_fit_errors_are_the_ones_the_docstring_states(interval, degree, e0, e1, 
     assert polynomial_max_error(P0, arccos_kernel_0, interval) == pytest.approx(e0, abs=6e-5)
     assert polynomial_max_error(P1, arccos_kernel_1, interval) == pytest.approx(e1, abs=6e-5)
     assert polynomial_max_error(K2, lambda a: ntk_cosine_kernel(a, 2), interval) == pytest.approx(eK, abs=6e-5)
+
+
+def test_weighted_fit_recovers_a_nonnegative_polynomial_and_keeps_the_value_at_one():
+    from ntk_sketch.kernels.polynomials import fit_weighted_nonnegative_polynomial
+
+    a = np.linspace(-1, 1, 301)
+    true = np.array([0.5, 0.0, 1.0, 0.25])
+    c = fit_weighted_nonnegative_polynomial(a, np.polynomial.polynomial.polyval(a, true), np.ones_like(a), 3,
+                                            true.sum())
+    np.testing.assert_allclose(c, true, atol=1e-6)
+    c = fit_weighted_nonnegative_polynomial(a, np.cos(3 * a), 1 + a ** 2, 4, 2.0)
+    assert np.all(c >= 0) and c.sum() == pytest.approx(2.0, abs=1e-12)
+
+
+def test_data_fit_is_more_accurate_where_the_weight_is():
+    from ntk_sketch.kernels.ntk_exact import ntk_cosine_kernel
+    from ntk_sketch.kernels.polynomials import ntk_polynomial, ntk_polynomial_for_cosines
+
+    a = np.random.default_rng(0).normal(0.0, 0.2, 5000).clip(-1, 1)
+    w = np.ones_like(a)
+    c_data = ntk_polynomial_for_cosines(2, 4, a, w)
+    c_int = ntk_polynomial(2, 4, "fit", (-1.0, 1.0))
+    err = lambda c: np.sqrt(np.mean((np.polynomial.polynomial.polyval(a, c) - ntk_cosine_kernel(a, 2)) ** 2))
+    assert err(c_data) < 0.5 * err(c_int)
+    assert np.all(c_data >= 0) and c_data.sum() == pytest.approx(3.0, abs=1e-12)

@@ -264,3 +264,56 @@ def test_degree_l_scales_exactly_and_csr_is_not_rewritten(base):
     with pytest.raises(ValueError, match="exceeds the float64 range"):
         apply_polysketch(np.ldexp(Y, 400), t)  # degree 3: 2^1200, the output itself is out of range
     assert apply_polysketch(np.ones((0, 12)), t).shape == (0, 3, 8)
+
+
+# ------------------------------------------------------------------------------------------ CountSketch-product nodes
+@pytest.mark.parametrize("base,d", [("osnap", 6), ("osnap", 40), ("srht", 6)])
+def test_countsketch_nodes_are_unbiased_at_every_degree(base, d):
+    """d = 6 <= m: injective CountSketch leaves; d = 40 > m = 16: ordinary CountSketch leaves.  400 seeds: z-scores
+    ~ N(0, 1) per (pair, degree); P(max of 4 x 10 |z| > 6) < 1e-7."""
+    from ntk_sketch.sketches.polysketch import PolySketch
+
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((4, d))
+    X[1] = X[0] + 0.5 * rng.standard_normal(d)
+    G = X @ X.T
+    S = np.array([np.einsum("ilm,jlm->lij", Z, Z) for Z in
+                  (PolySketch(d, 16, 4, base=base, node="countsketch", seed=s).fit().transform(X) for s in range(400))])
+    iu = np.triu_indices(4)
+    for l in range(1, 5):
+        diff = (S[:, l - 1].mean(axis=0) - G ** l)[iu]
+        se = (S[:, l - 1].std(axis=0, ddof=1)[iu] / np.sqrt(400))
+        # injective leaves make degree 1 exact (se = 0): then only rounding is allowed
+        assert np.all(np.abs(diff) <= 6 * se + 1e-10 * np.abs(G ** l).max()), (l, diff, se)
+
+
+def test_countsketch_nodes_sparse_equals_dense_and_float32():
+    import scipy.sparse as sp
+
+    from ntk_sketch.sketches.polysketch import PolySketch
+
+    X = np.random.default_rng(0).standard_normal((5, 30))
+    X[X < 0.5] = 0.0
+    ps = PolySketch(30, 64, 3, node="countsketch", seed=0).fit()
+    np.testing.assert_allclose(ps.transform(sp.csr_matrix(X)), ps.transform(X), rtol=1e-10, atol=1e-12)
+    assert ps.transform(X.astype(np.float32)).dtype == np.float32
+    with pytest.raises(ValueError, match="node"):
+        PolySketch(30, 64, 3, node="fft").fit()
+
+
+def test_countsketch_nodes_beat_tensor_srht_for_a_dominant_coordinate():
+    """scikit-learn's acceptance setting (rows divided by their sums, kernel (<x, y> + 2.5)^2, m = 500): the
+    CountSketch-product nodes keep the dominant coordinate in one bucket.  Measured max entry error 0.021 against
+    0.15-0.62 for TensorSRHT nodes; asserted with a 3x margin on one seed per construction."""
+    from ntk_sketch.sketches.polysketch import PolySketch
+
+    rng = np.random.RandomState(0)
+    X = rng.random_sample((100, 50))
+    X /= X.sum(axis=1)[:, None]
+    Xa = np.hstack([X, np.full((100, 1), np.sqrt(2.5))])
+    K = (X @ X.T + 2.5) ** 2
+    err = {}
+    for node in ("countsketch", "tensor_srht"):
+        Z = PolySketch(51, 500, 2, node=node, seed=0).fit().transform(Xa)[:, 1]
+        err[node] = np.abs(Z @ Z.T - K).max()
+    assert 3 * err["countsketch"] < err["tensor_srht"], err

@@ -77,11 +77,11 @@ from .._validation import (
     serialised,
     unscale_rows,
 )
-from .countsketch import draw_countsketch
-from .srht import _srht_dense, _srht_sparse, draw_srht, next_pow2
+from .countsketch import CountSketchTables, apply_countsketch, draw_countsketch
+from .srht import _srht_dense, _srht_sparse, apply_srht, draw_srht, next_pow2
 from .tensor_srht import _signed_fwht, _tensor_srht, _tensor_srht_combine, draw_tensor_srht
 
-__all__ = ["PolySketchTables", "draw_polysketch", "apply_polysketch", "polynomial_features", "PolySketch"]
+__all__ = ["PolySketchTables", "PolySketchFFTTables", "draw_polysketch", "apply_polysketch", "polynomial_features", "PolySketch"]
 
 _BLOCK = 16
 
@@ -121,7 +121,7 @@ def _node_index(q, t, j):
     return q - (q >> (t - 1)) + j
 
 
-def draw_polysketch(d, m, degree, base="osnap", s=1, seed=None) -> PolySketchTables:
+def draw_polysketch(d, m, degree, base="osnap", s=1, seed=None, node="tensor_srht"):
     """Draw every random table of a degree-``degree`` PolySketch R^d -> R^m and precompute its e1 constants.
 
     Parameters
@@ -138,7 +138,15 @@ def draw_polysketch(d, m, degree, base="osnap", s=1, seed=None) -> PolySketchTab
     s : int, default 1
         OSNAP non-zeros per column (ignored for 'srht').
     seed : None, int, SeedSequence or numpy.random.Generator
+    node : {'tensor_srht', 'countsketch'}, default 'tensor_srht'
+        Internal nodes: TensorSRHT (returns :class:`PolySketchTables`), or CountSketch products computed by FFT
+        ("TensorSketch" nodes, docs/math.md §10; returns :class:`PolySketchFFTTables`, see
+        :func:`_draw_polysketch_fft`), which have lower variance for vectors with a dominant coordinate.
     """
+    if node == "countsketch":
+        return _draw_polysketch_fft(d, m, degree, base, s, seed)
+    if node != "tensor_srht":
+        raise ValueError(f"node must be 'tensor_srht' or 'countsketch'; got {node!r}.")
     d = check_positive_int(d, "d")
     m = check_positive_int(m, "m")
     p = check_positive_int(degree, "degree")
@@ -404,6 +412,18 @@ def apply_polysketch(X, tables: PolySketchTables, *, name="X"):
     # degree l is homogeneous of degree l: rows beyond ~2^+-256 are rescaled, each degree scaled back exactly
     e = row_scale_exponents(X)
     X = scale_rows(X, e)
+    if isinstance(tables, PolySketchFFTTables):
+        out = _apply_polysketch_fft(X, tables)
+    else:
+        out = _apply_polysketch_tree(X, tables)
+    if np.any(e):
+        for l in range(1, tables.degree + 1):
+            out[:, l - 1] = unscale_rows(out[:, l - 1], e, name, degree=l)
+    return out
+
+
+def _apply_polysketch_tree(X, tables):
+    """TensorSRHT-node PolySketch of validated rows (dense or CSR): (n, p, m) in X's dtype."""
     out = np.empty((X.shape[0], tables.degree, tables.m), dtype=X.dtype)
     args = tables.njit_args() + (tables.leaf_n_pad, tables.node_n_pad)
     n = X.shape[0]
@@ -416,9 +436,105 @@ def apply_polysketch(X, tables: PolySketchTables, *, name="X"):
         _polysketch_dense_rows(*args, X, out, 0, n)
     else:
         _polysketch_dense_batch(*args, X, out)
-    if np.any(e):
-        for l in range(1, tables.degree + 1):
-            out[:, l - 1] = unscale_rows(out[:, l - 1], e, name, degree=l)
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ CountSketch nodes
+class PolySketchFFTTables(NamedTuple):
+    """Random tables of a PolySketch with CountSketch-product ("TensorSketch") internal nodes.
+
+    Same tree, leaves and e1 padding as :class:`PolySketchTables`.  Internal node k combines its children
+    ``y, z in R^m`` as ``irfft(rfft(D1 P1 y) * rfft(D2 P2 z))``: the circular convolution of the children after a
+    random signed permutation of each, i.e. a CountSketch of ``y (x) z`` whose bucket is ``P1(i) + P2(j) mod m``
+    and whose sign is ``D1_i D2_j``.  The signs alone make it unbiased: ``E <node(y, z), node(y', z')> = <y, y'>
+    <z, z'>`` for every fixed y, z, y', z' (the cross terms i != i' have ``E[D1_i D1_i'] = 0``), and the tables of
+    different nodes are independent, so ``E <Q^l x^(l), Q^l y^(l)> = <x, y>^l`` as for TensorSRHT nodes.  With
+    CountSketch leaves (``base='osnap'``, s = 1) this is Pham and Pagh's TensorSketch, except that when d <= m the
+    leaf hashes are drawn without replacement (distinct buckets: the leaves are isometries and add no collisions).
+    Cost: O(m log m) per node by FFT, vectorised over rows with numpy.
+    """
+
+    d: int
+    m: int
+    degree: int
+    n_leaves: int
+    n_levels: int
+    base: str
+    leaves: tuple  # p CountSketchTables (base 'osnap') or SRHTTables (base 'srht')
+    leaf_e1: np.ndarray  # float64 (q, m): base sketch of e1 at every leaf
+    perms: np.ndarray  # int64 (q - 1, 2, m): permutation of the left / right child per node
+    signs: np.ndarray  # float64 (q - 1, 2, m)
+
+
+def _draw_polysketch_fft(d, m, degree, base, s, seed):
+    """Tables of a PolySketch with CountSketch-product nodes.  The Generator draws, in this order: the base
+    sketches of leaves 0..p-1, those of leaves p..q-1 (only their image of e1 is kept), then per internal node
+    (numbered as in :func:`draw_polysketch`) the permutation and signs of its left child, then of its right."""
+    d = check_positive_int(d, "d")
+    m = check_positive_int(m, "m")
+    p = check_positive_int(degree, "degree")
+    if base not in ("osnap", "srht"):
+        raise ValueError(f"base must be 'osnap' or 'srht'; got {base!r}.")
+    s = check_positive_int(s, "s")
+    if base == "osnap" and s > m:
+        raise ValueError(f"s (OSNAP non-zeros per column) must be <= m; got s={s}, m={m}.")
+    rng = check_random_state(seed)
+    q = next_pow2(p)
+    T = q.bit_length() - 1
+    e1 = np.zeros((1, d))
+    e1[0, 0] = 1.0
+    leaves, leaf_e1 = [], np.zeros((q, m))
+    for j in range(q):
+        if base == "osnap" and s == 1 and d <= m:
+            # CountSketch whose buckets are distinct (an injective hash): an isometry, so no collisions at the
+            # leaves; still unbiased at every node (the signs alone make the nodes unbiased)
+            t = CountSketchTables(rng.choice(m, size=d, replace=False).astype(np.int64).reshape(d, 1),
+                                  (2.0 * rng.integers(0, 2, size=(d, 1)) - 1.0), m)
+        elif base == "osnap":
+            t = draw_countsketch(d, m, s, rng)
+        else:
+            t = draw_srht(d, m, rng)
+        leaf_e1[j] = _apply_leaf(e1, t, base)[0]
+        if j < p:
+            leaves.append(t)
+    perms = np.empty((q - 1, 2, m), dtype=np.int64)
+    signs = np.empty((q - 1, 2, m))
+    for k in range(q - 1):
+        for c in range(2):
+            perms[k, c] = rng.permutation(m)
+            signs[k, c] = 2.0 * rng.integers(0, 2, size=m) - 1.0
+    return PolySketchFFTTables(d, m, p, q, T, base, tuple(leaves), leaf_e1, perms, signs)
+
+
+def _apply_leaf(X, t, base):
+    return apply_countsketch(X, t) if base == "osnap" else apply_srht(X, t)
+
+
+def _apply_polysketch_fft(X, tables):
+    n, m, p, q = X.shape[0], tables.m, tables.degree, tables.n_leaves
+    dtype = X.dtype if X.dtype == np.float32 else np.float64
+    leaf_x = [_apply_leaf(X, t, tables.base).astype(np.float64, copy=False) for t in tables.leaves]
+    memo = {}
+
+    def value(t, j, nx):
+        # node j of level t (leaves [j 2^t, (j+1) 2^t)) whose first nx leaves receive x and the others e1
+        size = 1 << t
+        if t == 0:
+            return leaf_x[j] if nx == 1 else np.broadcast_to(tables.leaf_e1[j], (n, m))
+        key = (t, j, nx)
+        if key not in memo:
+            half = size >> 1
+            k = _node_index(q, t, j)
+            left = value(t - 1, 2 * j, min(nx, half))
+            right = value(t - 1, 2 * j + 1, max(nx - half, 0))
+            a = left[:, tables.perms[k, 0]] * tables.signs[k, 0]
+            b = right[:, tables.perms[k, 1]] * tables.signs[k, 1]
+            memo[key] = np.fft.irfft(np.fft.rfft(a, axis=1) * np.fft.rfft(b, axis=1), n=m, axis=1)
+        return memo[key]
+
+    out = np.empty((n, p, m), dtype=dtype)
+    for l in range(1, p + 1):
+        out[:, l - 1] = value(tables.n_levels, 0, l)
     return out
 
 
@@ -485,6 +601,10 @@ class PolySketch(TransformerMixin, BaseEstimator):
     s : int, default 1
         OSNAP non-zeros per column.
     seed : None, int, SeedSequence or numpy.random.Generator
+    node : {'tensor_srht', 'countsketch'}, default 'tensor_srht'
+        Internal nodes (see :func:`draw_polysketch`): CountSketch products ("TensorSketch", by FFT) have lower
+        variance for vectors with a dominant coordinate, e.g. ``[sqrt(g) x, sqrt(c)]`` for the inhomogeneous
+        kernel ``(g <x, y> + c)^p``, or rows with a large mean.
 
     Attributes
     ----------
@@ -496,13 +616,14 @@ class PolySketch(TransformerMixin, BaseEstimator):
     _accept_sparse = True
     _preserves_float32 = True
 
-    def __init__(self, d, m, degree, *, base="osnap", s=1, seed=None):
+    def __init__(self, d, m, degree, *, base="osnap", s=1, seed=None, node="tensor_srht"):
         self.d = d
         self.m = m
         self.degree = degree
         self.base = base
         self.s = s
         self.seed = seed
+        self.node = node
 
     def fit(self, X=None, y=None):
         """Draw the random tables from ``seed``; returns ``self``.
@@ -510,7 +631,7 @@ class PolySketch(TransformerMixin, BaseEstimator):
         ``X`` is optional (the input dimension is the parameter ``d``); when given, only its number of columns is
         checked against ``d``.  ``y`` is ignored.
         """
-        tables = draw_polysketch(self.d, self.m, self.degree, self.base, self.s, self.seed)
+        tables = draw_polysketch(self.d, self.m, self.degree, self.base, self.s, self.seed, self.node)
         if X is not None:
             check_n_features(check_matrix(X, "X", dtype=None, accept_sparse=True), self.d, owner=self)
         self.tables_ = tables
