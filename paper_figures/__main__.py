@@ -1,0 +1,75 @@
+"""``python -m paper_figures``: regenerate every experiment and the index (see the package docstring)."""
+import argparse
+import importlib
+import os
+import sys
+import time
+
+from . import EXPERIMENTS
+from . import _common as c
+
+DEFAULT_OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "out")
+
+
+def build_parser():
+    ap = argparse.ArgumentParser(prog="python -m paper_figures", description=__doc__)
+    g = ap.add_mutually_exclusive_group()
+    g.add_argument("--quick", dest="mode", action="store_const", const="quick",
+                   help="small sizes, a few minutes on 2 cores (the default)")
+    g.add_argument("--smoke", dest="mode", action="store_const", const="smoke",
+                   help="tiny sizes for CI (numbers are not meaningful)")
+    g.add_argument("--full", dest="mode", action="store_const", const="full", help="the documented full sizes")
+    ap.set_defaults(mode="quick")
+    ap.add_argument("--only", default=None, help=f"comma list of experiments among {', '.join(EXPERIMENTS)}")
+    ap.add_argument("--out", default=DEFAULT_OUT, help="output folder (default paper_figures/out)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--quiet", action="store_true")
+    return ap
+
+
+def write_index(ctx, results, total):
+    lines = ["# Paper figures regenerated", "",
+             f"Mode `{ctx.mode}`, total {total:.0f} s. Substitute data: " + "; ".join(c.SUBSTITUTES.values()) + ".",
+             ""]
+    for r in results:
+        lines += [f"## {r.title}", "", f"Table: [{os.path.basename(r.markdown)}]({os.path.basename(r.markdown)}) "
+                  f"({r.seconds:.0f} s). Headline: {r.headline}", ""]
+        for f in r.figures:
+            lines += [f"![{r.name}]({os.path.basename(f)})", ""]
+        for n in r.notes:
+            lines += [f"- note: {n}"]
+        lines += [""]
+    path = os.path.join(ctx.out_dir, "index.md")
+    with open(path, "w") as fh:
+        fh.write("\n".join(lines))
+    return path
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    names = EXPERIMENTS if args.only is None else [s.strip() for s in args.only.split(",") if s.strip()]
+    for n in names:
+        if n not in EXPERIMENTS:
+            raise SystemExit(f"unknown experiment {n!r}; choose from {', '.join(EXPERIMENTS)}")
+    os.makedirs(args.out, exist_ok=True)
+    ctx = c.Context(args.mode, args.out, seed=args.seed, quiet=args.quiet)
+    ctx.log(f"mode {args.mode}: warm-up (numba compilation)")
+    c.warm_up()
+    results = []
+    for n in names:
+        mod = importlib.import_module(f"paper_figures.{n}")
+        t0 = time.perf_counter()
+        res = mod.run(ctx)
+        res.seconds = time.perf_counter() - t0
+        res.save_json(ctx.out_dir)
+        results.append(res)
+        ctx.log(f"{n} done in {res.seconds:.0f} s: {res.headline}")
+    index = write_index(ctx, results, time.perf_counter() - ctx.t0)
+    print(f"wrote {index}")
+    for r in results:
+        print(f"{r.name} ({r.seconds:.0f} s): {r.headline}")
+    return results
+
+
+if __name__ == "__main__":
+    sys.exit(0 if main() is not None else 1)
