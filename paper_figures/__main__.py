@@ -27,19 +27,28 @@ def build_parser():
     return ap
 
 
-def write_index(ctx, results, total):
-    lines = ["# Paper figures regenerated", "",
-             f"Mode `{ctx.mode}`, total {total:.0f} s. Substitute data: " + "; ".join(c.SUBSTITUTES.values()) + ".",
-             ""]
-    for r in results:
-        lines += [f"## {r.title}", "", f"Table: [{os.path.basename(r.markdown)}]({os.path.basename(r.markdown)}) "
-                  f"({r.seconds:.0f} s). Headline: {r.headline}", ""]
-        for f in r.figures:
-            lines += [f"![{r.name}]({os.path.basename(f)})", ""]
-        for n in r.notes:
+def write_index(out_dir, mode_note=""):
+    """``index.md`` over every experiment whose JSON record is in ``out_dir`` (so runs of single experiments with
+    ``--only`` add up to one index)."""
+    import json
+    lines = ["# Paper figures regenerated", "", mode_note,
+             "Substitute data: " + "; ".join(c.SUBSTITUTES.values()) + ".", ""]
+    for name in EXPERIMENTS:
+        path = os.path.join(out_dir, f"{name}.json")
+        if not os.path.exists(path):
+            continue
+        with open(path) as fh:
+            r = json.load(fh)
+        md = os.path.basename(r["markdown"])
+        lines += [f"## {r['title']}", "", f"Table: [{md}]({md}). Mode `{r.get('mode', '?')}`, "
+                  f"{r['seconds']:.0f} s wall, {r.get('cpu_seconds', float('nan')):.0f} s CPU. Headline: {r['headline']}",
+                  ""]
+        for f in r["figures"]:
+            lines += [f"![{r['name']}]({os.path.basename(f)})", ""]
+        for n in r["notes"]:
             lines += [f"- note: {n}"]
         lines += [""]
-    path = os.path.join(ctx.out_dir, "index.md")
+    path = os.path.join(out_dir, "index.md")
     with open(path, "w") as fh:
         fh.write("\n".join(lines))
     return path
@@ -58,13 +67,17 @@ def main(argv=None):
     results = []
     for n in names:
         mod = importlib.import_module(f"paper_figures.{n}")
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), time.process_time()
         res = mod.run(ctx)
         res.seconds = time.perf_counter() - t0
+        res.cpu_seconds = time.process_time() - cpu0
+        res.mode = ctx.mode
         res.save_json(ctx.out_dir)
         results.append(res)
         ctx.log(f"{n} done in {res.seconds:.0f} s: {res.headline}")
-    index = write_index(ctx, results, time.perf_counter() - ctx.t0)
+    total, cpu = time.perf_counter() - ctx.t0, time.process_time()
+    index = write_index(ctx.out_dir, f"Last run: mode `{ctx.mode}`, {total:.0f} s wall, {cpu:.0f} s CPU (all threads) "
+                                     f"for {', '.join(names)}.")
     print(f"wrote {index}")
     for r in results:
         print(f"{r.name} ({r.seconds:.0f} s): {r.headline}")

@@ -57,6 +57,8 @@ class Result:
     numbers: dict
     notes: list
     seconds: float = 0.0
+    cpu_seconds: float = 0.0
+    mode: str = ""
 
     def save_json(self, out_dir):
         path = os.path.join(out_dir, f"{self.name}.json")

@@ -23,7 +23,7 @@ SIZES = {
                   sketch=dict(degree=3, pixel_dim=32)),
     "quick": dict(n_exact=50, n_exact_test=50, n_big=600, n_big_test=300, m=2048, depth=3, pool=1,
                   sketch=dict(degree=3, pixel_dim=128)),
-    "full": dict(n_exact=200, n_exact_test=200, n_big=4000, n_big_test=1000, m=4096, depth=3, pool=1,
+    "full": dict(n_exact=100, n_exact_test=100, n_big=2000, n_big_test=1000, m=4096, depth=3, pool=1,
                  sketch=dict()),
 }
 

@@ -30,11 +30,11 @@ NAME = "ntk_laplace"
 TITLE = "NTK and Laplace kernel: eigenvalue decay on the sphere and kernel ridge accuracy"
 
 SIZES = {
-    "smoke": dict(dims=[3], k_max=40, nodes=2000, n_gram=300, sets=["fashion-mnist"], n_train=150, n_test=100),
+    "smoke": dict(dims=[3], k_max=30, nodes=1000, n_gram=200, sets=["fashion-mnist"], n_train=100, n_test=60),
     "quick": dict(dims=[3, 5], k_max=80, nodes=6000, n_gram=1500, sets=["mnist-5k", "fashion-mnist"], n_train=1500,
                   n_test=500),
-    "full": dict(dims=[3, 5, 8], k_max=120, nodes=12000, n_gram=3000, sets=["mnist-5k", "fashion-mnist"],
-                 n_train=4000, n_test=1000),
+    "full": dict(dims=[3, 5, 8], k_max=120, nodes=12000, n_gram=2000, sets=["mnist-5k", "fashion-mnist"],
+                 n_train=3000, n_test=1000),
 }
 DEPTH = 2
 C_LAPLACE = 1.0

@@ -23,8 +23,8 @@ SIZES = {
                   mlp_epochs=5, sketch=dict(degree=3, pixel_dim=32)),
     "quick": dict(n_rows=5000, dims=[64, 256, 1024], n_img=400, n_img_test=200, img_dims=[256, 1024, 4096],
                   cntk_depth=3, pool=1, mlp_epochs=40, sketch=dict(degree=3, pixel_dim=64)),
-    "full": dict(n_rows=None, dims=[64, 128, 256, 512, 1024, 2048], n_img=2000, n_img_test=1000,
-                 img_dims=[256, 1024, 4096, 8192], cntk_depth=3, pool=1, mlp_epochs=100, sketch=dict()),
+    "full": dict(n_rows=12000, dims=[64, 256, 1024, 2048], n_img=1000, n_img_test=500,
+                 img_dims=[256, 1024, 4096], cntk_depth=3, pool=1, mlp_epochs=100, sketch=dict()),
 }
 
 
