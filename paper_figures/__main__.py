@@ -72,6 +72,12 @@ def main(argv=None):
         res.seconds = time.perf_counter() - t0
         res.cpu_seconds = time.process_time() - cpu0
         res.mode = ctx.mode
+        if hasattr(os, "getloadavg"):
+            # timings are wall-clock: say how busy the machine was, so that slow rows can be read for what they are
+            res.notes.append(f"machine load average at the end of this experiment: {os.getloadavg()[0]:.1f} on "
+                             f"{os.cpu_count()} cores ({res.cpu_seconds:.0f} s CPU over {res.seconds:.0f} s wall)")
+            with open(res.markdown, "a") as fh:
+                fh.write(f"- {res.notes[-1]}\n")
         res.save_json(ctx.out_dir)
         results.append(res)
         ctx.log(f"{n} done in {res.seconds:.0f} s: {res.headline}")
