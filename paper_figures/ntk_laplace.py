@@ -114,13 +114,13 @@ def run(ctx):
         numbers[f"d={d}/ntk_exponent"] = e_n
         numbers[f"d={d}/laplace_exponent"] = e_l
     close = all(abs(r[2] - r[3]) < 0.5 and abs(r[2] + r[0]) < 0.5 for r in rows)
-    cap1 = (f"Mercer eigenvalues mu_k of the depth-{DEPTH} bias-free ReLU NTK K_L(a) and of the Laplace kernel "
+    cap1 = (f"Synthetic data (the sphere itself, no substitute needed). Mercer eigenvalues mu_k of the depth-{DEPTH} bias-free ReLU NTK K_L(a) and of the Laplace kernel "
             f"exp(-{C_LAPLACE:g} |x - y|) on S^(d-1), by quadrature ({cfg['nodes']} nodes); exponents fitted on even "
             f"k in [{k_lo}, {cfg['k_max']}]. Geifman et al. (2020) state both decay like k^(-d). Ours: "
             + ", ".join(f"d = {r[0]}: NTK {r[2]:.2f}, Laplace {r[3]:.2f}" for r in rows)
             + f". 'Same decay, close to -d (within 0.5)' {c.verdict(close)}.")
     sections.append(("Eigenvalue decay on the sphere", cap1 + "\n\n" + c.markdown_table(
-        ["d", "theory -d", "NTK exponent", "Laplace exponent", "|difference|"], rows)))
+        ["d", "theory -d", "NTK exponent", "Laplace exponent", "abs. difference"], rows)))
 
     # Gram-matrix eigenvalues on uniform samples of S^2 (cross-check for the figure)
     rng = np.random.default_rng(ctx.seed)
@@ -151,8 +151,8 @@ def run(ctx):
     if acc_rows:
         gap = max(abs(r[2] - r[3]) for r in acc_rows)
         cap2 = (f"Kernel ridge classification, rows scaled to unit norm (on the sphere); NTK depth {DEPTH}; the "
-                f"Laplace c chosen from {C_GRID} on a validation split of the training rows. The data are our "
-                f"image substitutes ({c.SUBSTITUTES['mnist']}). Geifman et al. report near-identical accuracy of the "
+                f"Laplace c chosen from {C_GRID} on a validation split of the training rows. Each data set stands in "
+                f"for the paper's MNIST ({c.SUBSTITUTES['mnist']}). Geifman et al. report near-identical accuracy of the "
                 f"two kernels; our largest accuracy difference is {gap:.4f}: 'similar accuracy (within 0.02)' "
                 f"{c.verdict(gap <= 0.02)}.")
         sections.append(("Kernel ridge accuracy on the same data", cap2 + "\n\n" + c.markdown_table(

