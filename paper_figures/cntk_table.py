@@ -89,7 +89,10 @@ def run(ctx):
     s = sub["CNTKSketch"]
     speedup = t_exact / s["t_total"]
     gap = s["score"] - acc_exact
-    matches = gap >= -0.02
+    # two standard errors of a test accuracy on nt images: differences below that are not resolved by this test set
+    se2 = 2 * np.sqrt(max(acc_exact * (1 - acc_exact), 0.25 / nt) / nt)
+    matches = gap >= -se2 - 1e-12
+    ext = numbers["big/extrapolated_speedup"]
     faster = speedup > 1
     sk = cfg["sketch"] or {"degree": 5, "pixel_dim": 256}
     caption = (
@@ -104,11 +107,15 @@ def run(ctx):
         f"(kernel only, a lower bound). Paper (CIFAR-10): CNTKSketch matches the exact CNTK's accuracy with a "
         f"{PAPER_SPEEDUP:.0f}x speed-up. Ours on the same {ne} images: accuracy {s['score']:.4f} vs exact "
         f"{acc_exact:.4f} (difference {gap:+.4f}), speed-up {speedup:.1f}x; with {n_big} training images the "
-        f"sketch reaches {big['CNTKSketch']['score']:.4f} in {big['CNTKSketch']['t_total']:.0f} s, where the exact "
+        f"sketch reaches {big['CNTKSketch']['score']:.4f} in {big['CNTKSketch']['t_total']:.1f} s, where the exact "
         f"kernel would need about {t_exact_big:.0f} s ({numbers['big/extrapolated_speedup']:.0f}x). "
-        f"'Matches the exact accuracy (within 0.02)' {c.verdict(matches)}; 'faster' {c.verdict(faster)}; the "
-        f"paper's 150x is {'reached' if max(speedup, numbers['big/extrapolated_speedup']) >= PAPER_SPEEDUP else 'not reached'} "
-        f"at these sizes (the exact kernel's cost grows as n^2, the sketch's as n, so the ratio grows with n). "
+        f"'Matches the exact accuracy' (not below it by more than two standard errors of a {nt}-image test "
+        f"accuracy, {se2:.3f}) {c.verdict(matches)}; 'faster' {c.verdict(faster)}; the paper's 150x is "
+        + ("measured here" if speedup >= PAPER_SPEEDUP else
+           (f"not measured here ({speedup:.1f}x on the common subset) but reached by the extrapolation to {n_big} "
+            f"images ({ext:.0f}x)" if ext >= PAPER_SPEEDUP else f"not reached ({speedup:.1f}x measured, {ext:.0f}x "
+            f"extrapolated)"))
+        + f" (the exact kernel's cost grows as n^2, the sketch's as n, so the ratio grows with n). "
         f"CNN GradRF at equal dimension: {s['score']:.4f} (sketch) vs {sub['CNN GradRF']['score']:.4f} (GradRF) on "
         f"the subset, {big['CNTKSketch']['score']:.4f} vs {big['CNN GradRF']['score']:.4f} with more data."
     )
