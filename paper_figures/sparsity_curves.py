@@ -137,7 +137,13 @@ def run(ctx):
                 ax.set_ylabel(yl)
                 ax.set_title(title, fontsize=9)
             row[1].set_yscale("log")
+            for ax in row[:2]:
+                ms = [p[0] for p in next(iter(curves.values()))]
+                ax.minorticks_off()
+                ax.set_xticks(ms)
+                ax.set_xticklabels([str(v) for v in ms])
             row[0].legend(fontsize=8)
+        fig.tight_layout()
         figures.append(c.save_figure(ctx, fig, NAME))
     md = c.write_markdown(ctx, NAME, TITLE, sections + [("Notes", "\n".join(f"- {n}" for n in notes) or "-")])
     head = []
