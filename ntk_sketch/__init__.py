@@ -39,11 +39,11 @@ if "NUMBA_THREADING_LAYER" not in _os.environ and str(_numba.config.THREADING_LA
 # The package is layered; a lower layer never imports a higher one (tests/test_layout.py checks the graph):
 #   kernels/   exact kernels and polynomial approximations      (layer 1)
 #   sketches/  CountSketch, SRHT, TensorSRHT, PolySketch         (layer 2)
-#   features/  NTKSketch, NTKRandomFeatures, CNTKSketch          (layer 3)
+#   features/  NTKSketch, NTKRandomFeatures, CNTKSketch, GradRF  (layer 3)
 #   learn/     ridge learners, Nystrom and MLP baselines         (layer 4)
 # with _validation, metrics, datasets and demo beside them at the top.
 from ._base import NotFittedError, check_is_fitted
-from .features import CNTKSketch, NTKRandomFeatures, NTKSketch
+from .features import CNNGradRF, CNTKSketch, GradRF, NTKRandomFeatures, NTKSketch
 from .kernels import (
     arccos_kernel_0,
     arccos_kernel_1,
