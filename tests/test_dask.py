@@ -171,10 +171,10 @@ def _coef_tolerance(learner):
     cond * n * eps relative to the largest coefficient (cond from the fit's own spectrum).
     """
     full = learner._train.merged(learner._val)
-    G = full.G - (np.outer(full.sum_f, full.sum_f) / full.n if learner.fit_intercept else 0.0)
+    G = full.gram - (np.outer(full.col_sum, full.col_sum) / full.n_rows if learner.fit_intercept else 0.0)
     s = np.linalg.eigvalsh(0.5 * (G + G.T))
     cond = (s[-1] + learner.best_lambda_) / (max(s[0], 0.0) + learner.best_lambda_)
-    return 100.0 * cond * full.n * EPS * np.abs(learner.coef_).max()
+    return 100.0 * cond * full.n_rows * EPS * np.abs(learner.coef_).max()
 
 
 def _assert_same_fit(got, ref):
