@@ -195,11 +195,11 @@ METHODS = {
     m.key: m
     for m in [
         Method("ntk-sketch", "features", False, lambda c: f"NTKSketch (FC, L={c.depth})", _ntk_sketch,
-               ("ntk_sketch_fc", "NTKSketch")),
+               ("features.ntk_sketch_fc", "NTKSketch")),
         Method("ntkrf", "features", False, lambda c: f"NTKRF (FC, L={c.depth})", _ntkrf),
         Method("cntk-sketch", "features", True,
                lambda c: f"CNTKSketch (L={c.cntk_depth}, q={c.filter_size}, pixel_dim={c.pixel_dim})",
-               _cntk_sketch, ("cntk_sketch", "CNTKSketch")),
+               _cntk_sketch, ("features.cntk_sketch", "CNTKSketch")),
         Method("nystrom", "features", False, lambda c: f"Nystrom-NTK (FC, L={c.depth})", _nystrom),
         Method("mlp", "model", False, lambda c: "MLP (1 hidden layer, m*C params)", _mlp),
         Method("ntk-exact", "kernel", False, lambda c: f"exact NTK ridge (FC, L={c.depth})", _ntk_exact),

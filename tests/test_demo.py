@@ -173,3 +173,10 @@ def test_load_dataset_subsets_are_seeded_and_disjoint_splits():
     np.testing.assert_array_equal(y, y2)
     with pytest.raises(ValueError, match="unknown dataset"):
         demo.load_dataset("cifar")
+
+
+def test_every_method_of_the_registry_is_available():
+    # the registry names each method's module; a wrong module path would silently skip that method in the demo
+    for key, method in demo.METHODS.items():
+        ok, why = demo.method_available(method)
+        assert ok, f"{key}: {why}"
