@@ -159,7 +159,12 @@ def check_images(X, name: str = "X", *, dtype=np.float64, allow_empty=False):
     """
     if sp.issparse(X):
         raise ValueError(f"{name} is a scipy.sparse matrix; images must be a dense array shaped (n, H, W, C).")
-    arr = np.asarray(X)
+    try:
+        arr = np.asarray(X)
+    except Exception as exc:  # ragged nested lists and the like
+        raise ValueError(f"{name} could not be converted to a numeric array: {exc}") from exc
+    if arr.dtype.kind == "O":  # as in check_matrix: an object array holding numbers is read as float64
+        arr = _object_to_float(arr, name)
     _check_numeric_dtype(arr.dtype, name)
     if arr.ndim != 4:
         hint = ""

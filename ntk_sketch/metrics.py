@@ -37,6 +37,29 @@ def _check_pair(F, K):
     return F, K
 
 
+def _feature_gram_minus(F, K):
+    """``(F F^T, F F^T - K)``, or a ValueError naming F when either overflows float64 (entries of F above ~1e154)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        G = F @ F.T
+        D = G - K
+    if not (np.all(np.isfinite(G)) and np.all(np.isfinite(D))):
+        amax = float(np.abs(F).max(initial=0.0))
+        raise ValueError(
+            f"F F^T - K overflows float64 (largest |entry| of F is {amax:.3g}); rescale F by some c and K by c^2 "
+            "(e.g. divide both by a power of two) so that the entries of F are below ~1e154."
+        )
+    return G, D
+
+
+def _frobenius_norm(A):
+    """``|A|_F`` without overflow or underflow of the squares (A finite): rescaled by its largest entry if needed."""
+    r = np.linalg.norm(A)
+    if np.isfinite(r) and (r > 0 or not np.any(A)):
+        return r
+    m = np.abs(A).max()
+    return m * np.linalg.norm(A / m)
+
+
 def spectral_epsilon(F, K, lam):
     """Spectral approximation error of ``F F^T`` for ``K`` at ridge ``lam`` (docs/math.md §8).
 
@@ -55,10 +78,19 @@ def spectral_epsilon(F, K, lam):
     F, K = _check_pair(F, K)
     lam = check_nonnegative_float(lam, "lam", strictly_positive=True)
     n = K.shape[0]
-    A = F @ F.T + lam * np.eye(n)
+    G, _ = _feature_gram_minus(F, K)
+    with np.errstate(over="ignore"):
+        A = G + lam * np.eye(n)
+    if not np.all(np.isfinite(A)):
+        raise ValueError("F F^T + lam I overflows float64; rescale F (entries below ~1e154) or lower lam.")
     B = 0.5 * (K + K.T) + lam * np.eye(n)
-    mu = scipy.linalg.eigh(A, B, eigvals_only=True)
-    return float(np.max(np.abs(mu - 1.0)))
+    with np.errstate(over="ignore", invalid="ignore"):
+        mu = scipy.linalg.eigh(A, B, eigvals_only=True)
+        eps = float(np.max(np.abs(mu - 1.0)))
+    if not np.isfinite(eps):
+        raise ValueError(f"the spectral error of F F^T for K overflows float64 ({eps}); rescale F by some c and K "
+                         "and lam by c^2 so that the entries of F F^T and K are of moderate size.")
+    return eps
 
 
 def statistical_dimension(K, lam):
@@ -88,7 +120,16 @@ def lambda_for_statistical_dimension(K, target):
 def relative_frobenius_error(F, K):
     """``|F F^T - K|_F / |K|_F`` (docs/math.md §8)."""
     F, K = _check_pair(F, K)
-    return float(np.linalg.norm(F @ F.T - K) / np.linalg.norm(K))
+    _, D = _feature_gram_minus(F, K)
+    num, den = _frobenius_norm(D), _frobenius_norm(K)
+    if den == 0:  # K = 0: the relative error is undefined (numpy's inf or nan, with its warning)
+        return float(num / den)
+    with np.errstate(over="ignore"):
+        r = float(num / den)
+    if np.isinf(r):
+        raise ValueError(f"|F F^T - K|_F / |K|_F overflows float64 (|K|_F = {den:.3g}); rescale F by some c and K "
+                         "by c^2 so that F F^T and K are of moderate size.")
+    return r
 
 
 def entrywise_error_quantiles(F, K, quantiles=(0.5, 0.9, 0.99, 1.0), relative_to_diagonal=True):
@@ -104,7 +145,8 @@ def entrywise_error_quantiles(F, K, quantiles=(0.5, 0.9, 0.99, 1.0), relative_to
     if q.ndim != 1 or np.any((q < 0) | (q > 1)):
         raise ValueError("quantiles must be a 1-d sequence of numbers in [0, 1].")
     iu = np.triu_indices(K.shape[0], k=1)
-    err = np.abs(F @ F.T - K)[iu]
+    _, D = _feature_gram_minus(F, K)
+    err = np.abs(D)[iu]
     if relative_to_diagonal:
         d = np.sqrt(np.clip(np.diag(K), 0.0, None))
         scale = np.outer(d, d)[iu]

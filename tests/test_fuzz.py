@@ -245,8 +245,8 @@ ROW_TARGETS = {
     "entrywise_error_quantiles[F]": (lambda F: ns.entrywise_error_quantiles(F, np.eye(5) + 1.0), "F", 3, False,
                                      {"rows": 5}),
     "statistical_dimension[K]": (lambda K: ns.statistical_dimension(K, 0.1), "K", 5, False, {"rows": 5}),
-    "RidgeRegressor": (_ridge_reg, "F", 3, False, {"rows": 5}),
-    "RidgeClassifier": (_ridge_cls, "F", 3, False, {"rows": 5}),
+    "RidgeRegressor": (_ridge_reg, "X", 3, False, {"rows": 5}),
+    "RidgeClassifier": (_ridge_cls, "X", 3, False, {"rows": 5}),
     "KernelRidgeRegressor": (_kernel_ridge, "X", 3, False, {"rows": 5}),
     "MLPRegressor": (_mlp, "X", 3, False, {"rows": 5}),
 }

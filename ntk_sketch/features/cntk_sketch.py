@@ -798,6 +798,8 @@ class CNTKSketch(TransformerMixin, BaseEstimator):
                         "This {name} instance is not fitted yet: call fit(image_shape or images) first.")
         chunk_size = check_positive_int(chunk_size, "chunk_size")
         arr = X if isinstance(X, np.ndarray) else check_images(X, "X", allow_empty=True)
+        if arr.dtype.kind not in "biuf":  # object arrays read as float64, complex rejected, even with 0 images
+            arr = check_images(arr, "X", allow_empty=True)
         if arr.ndim != 4 or min(arr.shape[1:]) == 0:
             check_images(arr, "X")  # raises the standard message
         if arr.shape[1:] != self.image_shape_:

@@ -106,14 +106,22 @@ def _cosine_sample(X, max_rows=400, n_bins=4000):
     B = X[idx]
     B = B.toarray() if sp.issparse(B) else np.asarray(B, dtype=np.float64)
     B = B.astype(np.float64, copy=False)
+    # Rows with entries outside ~[1e-77, 1e77] would over- or underflow |x|^2 |y|^2: rows are rescaled by powers of
+    # two (exact) and the weights carry the exponents, shifted so that the largest weight is of order one.
+    e = row_scale_exponents(B, np.float64)
+    B = scale_rows(B, e)
     nrm = np.sqrt(np.einsum("ij,ij->i", B, B))
-    B, nrm = B[nrm > 0], nrm[nrm > 0]
+    keep_rows = nrm > 0
+    B, nrm, e = B[keep_rows], nrm[keep_rows], e[keep_rows]
     if B.shape[0] < 2:
         return np.zeros(0), np.zeros(0)
     U = B / nrm[:, None]
     iu = np.triu_indices(B.shape[0], 1)
     a = np.clip((U @ U.T)[iu], -1.0, 1.0)
     w = (nrm[:, None] * nrm[None, :])[iu] ** 2
+    if np.any(e):
+        shift = 2 * (e[:, None] + e[None, :])[iu]
+        w = np.ldexp(w, shift - shift.max())
     k = np.minimum(((a + 1.0) * (n_bins / 2.0)).astype(np.int64), n_bins - 1)
     wsum = np.bincount(k, weights=w, minlength=n_bins)
     asum = np.bincount(k, weights=w * a, minlength=n_bins)

@@ -149,10 +149,12 @@ def _k1_array(a, out):
 
 
 def _check_cosines(a, name="a"):
-    from .._validation import reject_sparse
+    from .._validation import _object_to_float, reject_sparse
 
     reject_sparse(a, name)
     arr = np.asarray(a)
+    if arr.dtype.kind == "O":  # an object array holding numbers is read as float64, as in check_matrix
+        arr = _object_to_float(arr, name)
     if arr.dtype.kind not in "biuf":
         raise ValueError(f"{name} must be numeric; got dtype {arr.dtype}.")
     arr = np.array(arr, dtype=np.float64, order="C")  # a copy; keeps 0-d shapes (ascontiguousarray would not)

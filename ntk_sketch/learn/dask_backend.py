@@ -32,6 +32,7 @@ import uuid
 
 import numpy as np
 
+from .._base import check_is_fitted
 from ._checks import _check_labels, _check_regression_targets, _check_rows
 from .ridge import RidgeClassifier, RidgeRegressor
 
@@ -352,7 +353,8 @@ def _predict_block(F, shipped):
 
 def _check_fitted_on(learner, F):
     _check_learner(learner)
-    learner._check_fitted()
+    check_is_fitted(learner, "_W", "This {name} instance is not fitted yet: call ntk_sketch.learn.dask_backend.fit "
+                    "(or its own fit) first.")
     F = _check_row_chunked(F, "F", ndim=2)
     if F.shape[1] != learner.n_features_in_:
         raise ValueError(f"F has {F.shape[1]} features but the learner was fitted on {learner.n_features_in_}.")

@@ -52,6 +52,28 @@ def _centre_cross(Kx, col_mean, tot_mean, fit_intercept):
 
 
 def _dual_ridge(K, Y, labels, classes, lambdas, validation_fraction, seed, fit_intercept, criterion):
+    """The kernel ridge fit of ``_dual_ridge_unchecked``, with a clear ValueError naming X when the Gram matrix of
+    X is too large (or the lambdas too small) for float64: a factorisation that fails, or a non-finite solution.
+    """
+    if not np.all(np.isfinite(K)):
+        raise ValueError("the Gram matrix of X has non-finite entries (overflow); rescale X.")
+    try:
+        with np.errstate(over="ignore", invalid="ignore"):
+            out = _dual_ridge_unchecked(K, Y, labels, classes, lambdas, validation_fraction, seed, fit_intercept,
+                                        criterion)
+    except np.linalg.LinAlgError as exc:
+        big = float(np.abs(K).max(initial=0.0))
+        raise ValueError(
+            f"the Gram matrix of X (largest |entry| {big:.3g}) plus lam I could not be factorised in float64 "
+            f"({exc}): the lambdas are below the rounding level of the kernel of X; rescale X, or pass larger "
+            "lambdas (lambdas=None scales the grid to trace(K))."
+        ) from exc
+    if not (np.all(np.isfinite(out["alpha"])) and np.all(np.isfinite(out["mu_y"]))):
+        raise ValueError("the kernel ridge solution for X overflows float64; rescale X (or the targets y).")
+    return out
+
+
+def _dual_ridge_unchecked(K, Y, labels, classes, lambdas, validation_fraction, seed, fit_intercept, criterion):
     """Kernel ridge with the module's lambda selection, in the dual: ``alpha = (K_c + lam I)^{-1} (Y - mean Y)``.
 
     One eigendecomposition of the training part's (centred) K for the whole grid, the penalty ``lam n_part / n``
@@ -217,7 +239,12 @@ class _KernelRidge(BaseEstimator):
                 raise ValueError(f"X rows have shape {Xa.shape[1:]} but training rows had {self._X.shape[1:]}.")
             Kx = self._gram(Xa, self._X, "K(X, X_train)")
         col_mean, tot_mean = self._centre
-        return _centre_cross(Kx, col_mean, tot_mean, self.fit_intercept) @ self.dual_coef_ + self._mu_y
+        with np.errstate(over="ignore", invalid="ignore"):
+            out = _centre_cross(Kx, col_mean, tot_mean, self.fit_intercept) @ self.dual_coef_ + self._mu_y
+        if not np.all(np.isfinite(out)):
+            raise ValueError("the predictions for X overflow float64: K(X, X_train) is too large for the fitted "
+                             "coefficients; rescale X as the training rows were.")
+        return out
 
 
 class KernelRidgeRegressor(RegressorMixin, _KernelRidge):

@@ -105,6 +105,15 @@ def feature_chunks(transform, X, y, chunk_size=1024):
     return stream
 
 
+def _require_finite(*arrays, what="X^T X"):
+    """Raise a ValueError naming X when a moment or solution overflowed float64 (features above ~1e154)."""
+    if not all(np.all(np.isfinite(a)) for a in arrays):
+        raise ValueError(
+            f"{what} overflows float64: the features X are too large in magnitude (entries above ~1e154 square to "
+            "inf); rescale X (e.g. divide it by its largest absolute entry) before fitting."
+        )
+
+
 # ---------------------------------------------------------------------------------------- feature ridge
 class _FeatureRidge(BaseEstimator):
     _classification = False
@@ -172,7 +181,10 @@ class _FeatureRidge(BaseEstimator):
             Y, was_1d = _check_regression_targets(y, n)
             self._stream_1d, self._stream_k = was_1d, Y.shape[1]
             criterion = "r2"
-        res = _dual_ridge(F @ F.T, Y, labels, classes, self.lambdas, self.validation_fraction, self.seed,
+        with np.errstate(over="ignore", invalid="ignore"):
+            gram = F @ F.T
+        _require_finite(gram, what="X X^T")
+        res = _dual_ridge(gram, Y, labels, classes, self.lambdas, self.validation_fraction, self.seed,
                           self.fit_intercept, criterion)
         for name in ("lambdas_", "best_lambda_", "validation_scores_", "validation_squared_errors_", "n_train_",
                      "n_validation_"):
@@ -180,8 +192,11 @@ class _FeatureRidge(BaseEstimator):
         self.selection_ = None if res["validation_scores_"] is None else criterion
         self.n_features_in_ = d
         mu_f = F.mean(axis=0) if self.fit_intercept else np.zeros(d)
-        W = (F - mu_f).T @ res["alpha"]
-        self._set_weights(W, res["mu_y"] - mu_f @ W)
+        with np.errstate(over="ignore", invalid="ignore"):
+            W = (F - mu_f).T @ res["alpha"]
+            b = res["mu_y"] - mu_f @ W
+        _require_finite(W, b, what="the ridge solution for X")
+        self._set_weights(W, b)
         return self
 
     def fit_stream(self, chunks):
@@ -353,9 +368,11 @@ class _FeatureRidge(BaseEstimator):
         else:
             k = self._stream_k
         self.n_features_in_ = self._n_features
-        Bf, sum_yf, _ = full.targets(classes, k)
-        Gf, Bfc, mu_f, mu_y = full.centred(Bf, sum_yf, self.fit_intercept)
-        trace = float(np.trace(Gf))
+        with np.errstate(over="ignore", invalid="ignore"):
+            Bf, sum_yf, _ = full.targets(classes, k)
+            Gf, Bfc, mu_f, mu_y = full.centred(Bf, sum_yf, self.fit_intercept)
+            trace = float(np.trace(Gf))
+        _require_finite(Gf, Bfc, mu_f, mu_y, trace)
         if self._lambdas_abs is None:
             scale = trace if trace > 0 else 1.0
             lambdas = scale * default_relative_lambdas()
@@ -385,6 +402,7 @@ class _FeatureRidge(BaseEstimator):
         Gt, Btc, mu_ft, mu_yt = tr.centred(Bt, sum_yt, self.fit_intercept)
         n_full = tr.n_rows + va.n_rows
         # One eigendecomposition for the whole grid; the penalty on the part is lam * n_part / n (module doc).
+        _require_finite(Gt, Btc, mu_ft, mu_yt)
         s, V = scipy.linalg.eigh(Gt)
         s = np.maximum(s, 0.0)
         Q = V.T @ Btc                          # (D, k): coefficients in the eigenbasis are Q / (s + lam')
@@ -476,9 +494,21 @@ class _FeatureRidge(BaseEstimator):
         return correct / n_val
 
     def _solve_full(self, G, B, mu_f, mu_y, lam):
-        A = G + lam * np.eye(G.shape[0])
-        W = scipy.linalg.solve(A, B, assume_a="pos")
-        self._set_weights(W, mu_y - mu_f @ W)
+        with np.errstate(over="ignore", invalid="ignore"):
+            A = G + lam * np.eye(G.shape[0])
+        _require_finite(A, what="X^T X + lam I")
+        try:
+            W = scipy.linalg.solve(A, B, assume_a="pos")
+        except np.linalg.LinAlgError as exc:
+            raise ValueError(
+                f"X^T X + lam I could not be factorised in float64 ({exc}): lam = {lam:.3g} is below the rounding "
+                f"level of X^T X (largest |entry| {float(np.abs(G).max(initial=0.0)):.3g}); rescale X, or pass "
+                "larger lambdas (lambdas=None scales the grid to trace(X^T X))."
+            ) from exc
+        with np.errstate(over="ignore", invalid="ignore"):
+            b = mu_y - mu_f @ W
+        _require_finite(W, b, what="the ridge solution for X")
+        self._set_weights(W, b)
 
     def _set_weights(self, W, b):
         self._W = W
@@ -495,7 +525,12 @@ class _FeatureRidge(BaseEstimator):
         check_is_fitted(self, "_W", "This {name} instance is not fitted yet: call fit, fit_stream or finalize first.")
         F = _check_rows(X, "X")
         check_n_features(F, self.n_features_in_, "X", owner=self)
-        return np.asarray(F, dtype=np.float64) @ self._W + self._b
+        with np.errstate(over="ignore", invalid="ignore"):
+            out = np.asarray(F, dtype=np.float64) @ self._W + self._b
+        if not np.all(np.isfinite(out)):
+            raise ValueError("X w + b overflows float64: the rows of X are too large in magnitude for the fitted "
+                             "weights; rescale X as the training features were.")
+        return out
 
 
 class RidgeRegressor(RegressorMixin, _FeatureRidge):
