@@ -45,6 +45,7 @@ from numba import prange
 
 from .._base import BaseEstimator, TransformerMixin, check_is_fitted
 from .._validation import (
+    serialised,
     check_images,
     check_matrix,
     check_n_features,
@@ -57,6 +58,7 @@ __all__ = ["GradRF", "CNNGradRF", "grad_rf_dimension", "cnn_grad_rf_dimension"]
 
 
 # ------------------------------------------------------------------------------------------------ helpers
+@serialised
 @numba.njit(cache=True, parallel=True)
 def _outer_into(out, offset, delta, a, scale):
     """out[r, offset + i*k + j] = scale * delta[r, i] * a[r, j] for every row r (k = a.shape[1])."""
