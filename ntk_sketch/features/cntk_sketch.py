@@ -78,6 +78,7 @@ from numba import prange
 
 from .._base import BaseEstimator, TransformerMixin, check_is_fitted
 from .._validation import (
+    check_bool,
     check_images,
     check_positive_int,
     check_random_state,
@@ -602,11 +603,6 @@ def _sketch_chunks(X, d_in, d_g, d_t, d_pp, pixel_dim, sqrt_c0, sqrt_c1, powers,
 
 
 # ------------------------------------------------------------------------------------------------ Python API
-def _check_bool(value, name):
-    if not isinstance(value, (bool, np.bool_)):
-        raise ValueError(f"{name} must be True or False; got {value!r}.")
-    return bool(value)
-
 
 class CNTKSketch(TransformerMixin, BaseEstimator):
     """Sketched features of the CNTK-GAP (docs/math.md §3, §4, §7; Zandieh et al. 2021, Algorithm 3).
@@ -700,10 +696,10 @@ class CNTKSketch(TransformerMixin, BaseEstimator):
         d = check_positive_int(self.pixel_dim, "pixel_dim")
         if self.patch_sketch not in ("countsketch", "srht"):
             raise ValueError(f"patch_sketch must be 'countsketch' or 'srht'; got {self.patch_sketch!r}.")
-        _check_bool(self.renormalize, "renormalize")
+        check_bool(self.renormalize, "renormalize")
         ff, fl = check_fixed_layers(L, self.fix_first, self.fix_last)
         if self.nonnegative is not None:
-            _check_bool(self.nonnegative, "nonnegative")
+            check_bool(self.nonnegative, "nonnegative")
         return L, m, q, p, d, ff, fl
 
     def _polynomials(self, L, p, nonnegative):

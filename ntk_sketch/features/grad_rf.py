@@ -45,6 +45,7 @@ from numba import prange
 
 from .._base import BaseEstimator, TransformerMixin, check_is_fitted
 from .._validation import (
+    check_bool,
     serialised,
     check_images,
     check_matrix,
@@ -104,11 +105,6 @@ def _check_dtype(dtype):
     if dtype not in (None, "float32", "float64", np.float32, np.float64):
         raise ValueError(f"dtype must be None, 'float32' or 'float64'; got {dtype!r}.")
 
-
-def _check_bool(value, name):
-    if not isinstance(value, (bool, np.bool_)):
-        raise ValueError(f"{name} must be True or False; got {value!r}.")
-    return bool(value)
 
 
 # ------------------------------------------------------------------------------------------------ FC GradRF
@@ -303,8 +299,8 @@ class CNNGradRF(TransformerMixin, BaseEstimator):
         if self.padding == "same" and q % 2 == 0:
             raise ValueError(f"padding='same' needs an odd filter_size; got filter_size={q}. Use an odd "
                              "filter_size or padding='valid'.")
-        ff = _check_bool(self.fix_first, "fix_first")
-        fl = _check_bool(self.fix_last, "fix_last")
+        ff = check_bool(self.fix_first, "fix_first")
+        fl = check_bool(self.fix_last, "fix_last")
         if ff and fl and L == 1:
             raise ValueError("fix_first=True and fix_last=True with depth=1 leave no parameter to differentiate. "
                              "Use depth >= 2 or set fix_first=False or fix_last=False.")

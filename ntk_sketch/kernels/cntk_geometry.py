@@ -31,6 +31,7 @@ import numpy as np
 from numba import prange
 
 from .._validation import (
+    check_bool,
     check_images,
     check_positive_int,
     row_scale_exponents,
@@ -74,16 +75,11 @@ def check_architecture(depth, filter_size, padding):
     return depth, q
 
 
-def _check_bool(value, name):
-    if not isinstance(value, (bool, np.bool_)):
-        raise ValueError(f"{name} must be True or False; got {value!r}.")
-    return bool(value)
-
 
 def check_fixed_layers(depth, fix_first, fix_last):
     """Validate the two flags; both True with depth 1 (an identically zero kernel) is rejected."""
-    fix_first = _check_bool(fix_first, "fix_first")
-    fix_last = _check_bool(fix_last, "fix_last")
+    fix_first = check_bool(fix_first, "fix_first")
+    fix_last = check_bool(fix_last, "fix_last")
     if fix_first and fix_last and depth == 1:
         raise ValueError("fix_first=True and fix_last=True with depth=1 leave no trainable layer: the kernel is "
                          "identically zero. Use depth >= 2 or set fix_first=False or fix_last=False.")
