@@ -121,6 +121,19 @@ def _node_index(q, t, j):
     return q - (q >> (t - 1)) + j
 
 
+def _check_polysketch_args(d, m, degree, base, s):
+    """Validated (d, m, degree, s) of a PolySketch draw (either kind of internal node)."""
+    d = check_positive_int(d, "d")
+    m = check_positive_int(m, "m")
+    p = check_positive_int(degree, "degree")
+    if base not in ("osnap", "srht"):
+        raise ValueError(f"base must be 'osnap' or 'srht'; got {base!r}.")
+    s = check_positive_int(s, "s")
+    if base == "osnap" and s > m:
+        raise ValueError(f"s (OSNAP non-zeros per column) must be <= m; got s={s}, m={m}.")
+    return d, m, p, s
+
+
 def draw_polysketch(d, m, degree, base="osnap", s=1, seed=None, node="tensor_srht"):
     """Draw every random table of a degree-``degree`` PolySketch R^d -> R^m and precompute its e1 constants.
 
@@ -147,14 +160,7 @@ def draw_polysketch(d, m, degree, base="osnap", s=1, seed=None, node="tensor_srh
         return _draw_polysketch_fft(d, m, degree, base, s, seed)
     if node != "tensor_srht":
         raise ValueError(f"node must be 'tensor_srht' or 'countsketch'; got {node!r}.")
-    d = check_positive_int(d, "d")
-    m = check_positive_int(m, "m")
-    p = check_positive_int(degree, "degree")
-    if base not in ("osnap", "srht"):
-        raise ValueError(f"base must be 'osnap' or 'srht'; got {base!r}.")
-    s = check_positive_int(s, "s")
-    if base == "osnap" and s > m:
-        raise ValueError(f"s (OSNAP non-zeros per column) must be <= m; got s={s}, m={m}.")
+    d, m, p, s = _check_polysketch_args(d, m, degree, base, s)
     rng = check_random_state(seed)
     q = next_pow2(p)
     T = q.bit_length() - 1
@@ -470,14 +476,7 @@ def _draw_polysketch_fft(d, m, degree, base, s, seed):
     """Tables of a PolySketch with CountSketch-product nodes.  The Generator draws, in this order: the base
     sketches of leaves 0..p-1, those of leaves p..q-1 (only their image of e1 is kept), then per internal node
     (numbered as in :func:`draw_polysketch`) the permutation and signs of its left child, then of its right."""
-    d = check_positive_int(d, "d")
-    m = check_positive_int(m, "m")
-    p = check_positive_int(degree, "degree")
-    if base not in ("osnap", "srht"):
-        raise ValueError(f"base must be 'osnap' or 'srht'; got {base!r}.")
-    s = check_positive_int(s, "s")
-    if base == "osnap" and s > m:
-        raise ValueError(f"s (OSNAP non-zeros per column) must be <= m; got s={s}, m={m}.")
+    d, m, p, s = _check_polysketch_args(d, m, degree, base, s)
     rng = check_random_state(seed)
     q = next_pow2(p)
     T = q.bit_length() - 1
