@@ -290,9 +290,9 @@ def test_polynomial_intervals():
     """'fit' uses [0, 1] for every layer on non-negative images, [-1, 1] for the first layer otherwise, and
     (fit_lower, 1) everywhere when given; the value at 1 stays exact."""
     X = _images(2, 6, 6, 1, 0)
-    sk = CNTKSketch(depth=2, degree=3, n_components=8, pixel_dim=8).fit(X)
+    sk = CNTKSketch(depth=2, degree=3, n_components=8, pixel_dim=8, polynomial="fit").fit(X)
     np.testing.assert_allclose(sk.poly_k0_[0], arccos_polynomials("fit", 3, (0.0, 1.0))[0])
-    sk = CNTKSketch(depth=2, degree=3, n_components=8, pixel_dim=8).fit(X - 0.5)
+    sk = CNTKSketch(depth=2, degree=3, n_components=8, pixel_dim=8, polynomial="fit").fit(X - 0.5)
     np.testing.assert_allclose(sk.poly_k0_[0], arccos_polynomials("fit", 3, (-1.0, 1.0))[0])
     np.testing.assert_allclose(sk.poly_k0_[1], arccos_polynomials("fit", 3, (0.0, 1.0))[0])
     sk = CNTKSketch(depth=2, degree=3, n_components=8, pixel_dim=8, fit_lower=0.5).fit(X)

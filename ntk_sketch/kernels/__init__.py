@@ -13,6 +13,7 @@ from .arccos import (
 )
 from .cntk_exact import cntk_kernel
 from .cntk_geometry import cntk_grid_sizes, cntk_normalisers
+from .cntk_polynomials import cntk_data_polynomials
 from .ntk_exact import nngp_cosine_kernel, nngp_kernel, ntk_cosine_kernel, ntk_kernel
 from .polynomials import arccos_polynomials, ntk_polynomial
 
@@ -22,6 +23,7 @@ __all__ = [
     "taylor_coefficients_k0",
     "taylor_coefficients_k1",
     "taylor_truncation_error",
+    "cntk_data_polynomials",
     "cntk_grid_sizes",
     "cntk_kernel",
     "cntk_normalisers",

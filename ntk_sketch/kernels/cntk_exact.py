@@ -386,7 +386,7 @@ def _cntk_pair(xt, yt, sqx, rsx, sqy, rsy, dims, q, off, inv_q2, fix_first, fix_
                 if poly:
                     _block_poly(s[o:o + ln], pm[o:o + ln], gb, mb, xr[i * ln:(i + 1) * ln],
                                 xs[i * ln:(i + 1) * ln], yr[ip * ln:(ip + 1) * ln], ys[ip * ln:(ip + 1) * ln],
-                                p_zero, c0, c1, use0, use1)
+                                p_zero, c0[h - 1], c1[h - 1], use0, use1)
                 else:
                     _block_exact(s[o:o + ln], pm[o:o + ln], gb, mb, xr[i * ln:(i + 1) * ln],
                                  xs[i * ln:(i + 1) * ln], yr[ip * ln:(ip + 1) * ln], ys[ip * ln:(ip + 1) * ln],
@@ -415,7 +415,7 @@ def _cntk_pair(xt, yt, sqx, rsx, sqy, rsy, dims, q, off, inv_q2, fix_first, fix_
             if poly:
                 _block_final_poly(s[o:o + ln], pm[o:o + ln], mb, xr[i * ln:(i + 1) * ln],
                                   xs[i * ln:(i + 1) * ln], yr[ip * ln:(ip + 1) * ln], ys[ip * ln:(ip + 1) * ln],
-                                  p_zero, add_g, c0, c1, use0, use1)
+                                  p_zero, add_g, c0[n_layers - 1], c1[n_layers - 1], use0, use1)
             else:
                 _block_final_exact(s[o:o + ln], pm[o:o + ln], mb, xr[i * ln:(i + 1) * ln],
                                    xs[i * ln:(i + 1) * ln], yr[ip * ln:(ip + 1) * ln], ys[ip * ln:(ip + 1) * ln],
@@ -484,15 +484,22 @@ def _cntk_pairs(X1t, X2t, sq1, rs1, sq2, rs2, symmetric, dims, q, off, inv_q2, f
 
 
 # ------------------------------------------------------------------------------------------------ Python API
-def _check_coefficients(c, name):
+def _check_coefficients(c, name, depth):
+    """Coefficients as a (depth, p + 1) float64 array, one row per layer (a 1-d array is used by every layer)."""
     if c is None:
-        return np.zeros(1), False
-    arr = np.asarray(c)
+        return np.zeros((depth, 1)), False
+    try:
+        arr = np.asarray(c)
+    except ValueError:  # ragged per-layer lists
+        arr = np.asarray([0], dtype=object)
     if arr.dtype.kind not in "biuf":
-        raise ValueError(f"{name} must be a numeric 1-d array of polynomial coefficients c_0, c_1, ...; "
-                         f"got dtype {arr.dtype}.")
-    if arr.ndim != 1 or arr.size == 0:
-        raise ValueError(f"{name} must be a non-empty 1-d array (c_0, c_1, ..., c_p); got shape {arr.shape}.")
+        raise ValueError(f"{name} must be a numeric array of polynomial coefficients c_0, c_1, ... (1-d, or one "
+                         f"row per layer of equal length: zero-pad lower degrees); got dtype {arr.dtype}.")
+    if arr.ndim == 1 and arr.size > 0:
+        arr = np.broadcast_to(arr, (depth, arr.size))
+    if arr.ndim != 2 or arr.shape[0] != depth or arr.shape[1] == 0:
+        raise ValueError(f"{name} must be a non-empty 1-d array (c_0, ..., c_p), used by every layer, or a "
+                         f"(depth, p + 1) = ({depth}, p + 1) array with one row per layer; got shape {arr.shape}.")
     arr = np.ascontiguousarray(arr, dtype=np.float64)
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{name} contains NaN or inf; pass finite polynomial coefficients.")
@@ -525,7 +532,9 @@ def cntk_kernel(X1, X2=None, *, depth, filter_size=3, padding="valid", fix_first
         trainable layer (the kernel is identically zero) and is rejected.
     k0_coefficients, k1_coefficients : array_like, optional
         Polynomial coefficients ``c_0..c_p`` (``sum_l c_l r^l``) used in place of k0 / k1 in the recursion
-        (e.g. :func:`ntk_sketch.kernels.arccos.taylor_coefficients_k0`); ``None`` uses the exact arc-cosine function.
+        (e.g. :func:`ntk_sketch.kernels.arccos.taylor_coefficients_k0`): a 1-d array used by every layer, or a
+        (depth, p + 1) array whose row h - 1 is layer h's polynomial (CNTKSketch's per-layer ``poly_k0_`` /
+        ``poly_k1_``); ``None`` uses the exact arc-cosine function.
         The normalisers ``N_h`` stay exact; correlations are clipped to [-1, 1].
 
     Returns
@@ -544,8 +553,8 @@ def cntk_kernel(X1, X2=None, *, depth, filter_size=3, padding="valid", fix_first
     """
     depth, q = check_architecture(depth, filter_size, padding)
     fix_first, fix_last = check_fixed_layers(depth, fix_first, fix_last)
-    c0, use0 = _check_coefficients(k0_coefficients, "k0_coefficients")
-    c1, use1 = _check_coefficients(k1_coefficients, "k1_coefficients")
+    c0, use0 = _check_coefficients(k0_coefficients, "k0_coefficients", depth)
+    c1, use1 = _check_coefficients(k1_coefficients, "k1_coefficients", depth)
 
     X1 = check_images(X1, "X1", dtype=np.float64, allow_empty=True)
     warn_if_channels_first(X1.shape, "X1", padding)
