@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ntk_sketch import CNNGradRF, CNTKSketch, cntk_kernel
+from ntk_sketch.features.cntk_sketch import default_pixel_dim
 
 from . import _common as c
 
@@ -94,11 +95,12 @@ def run(ctx):
     matches = gap >= -se2 - 1e-12
     ext = numbers["big/extrapolated_speedup"]
     faster = speedup > 1
-    sk = cfg["sketch"] or {"degree": 5, "pixel_dim": 256}
+    sk = {"degree": 3, "pixel_dim": default_pixel_dim(m), "polynomial": "data"}
+    sk.update(cfg["sketch"])
     caption = (
         f"{label} stands in for CIFAR-10 ({c.SUBSTITUTES['cifar10']}). CNTK-GAP, L = {L} layers of 3 x 3 'valid' "
-        f"convolutions, first and last layer fixed; CNTKSketch m = {m} (degree {sk.get('degree', 5)}, pixel_dim "
-        f"{sk.get('pixel_dim', 256)}), CNN GradRF at the nearest achievable dimension (its width "
+        f"convolutions, first and last layer fixed; CNTKSketch m = {m} (degree {sk['degree']}, pixel_dim "
+        f"{sk['pixel_dim']}, '{sk['polynomial']}' polynomials), CNN GradRF at the nearest achievable dimension (its width "
         f"{CNNGradRF(L, m, fix_first=True, fix_last=True).fit(X[:1]).width_}). Exact kernel: {ne} training / {nt} "
         f"test images ({pairs:.0f} pairs, {1e3 * per_pair:.1f} ms per pair on this machine). Times: features = "
         f"feature map (or exact kernel matrices), fit = ridge with lambda chosen on a validation split of the "

@@ -237,7 +237,6 @@ def cntk_data_polynomials(X, *, depth, degree, filter_size=3, padding="valid", f
                     exact["G"] = sq * arccos_kernel_1(r)
                     exact["PG"] = 0.0 if P is None else np.where(sq > 0.0, P * arccos_kernel_0(r), 0.0)
 
-            k_exact = cntk_layer_recursion(X[i], X[j], Nx, Ny, visit=keep_exact, stop=layer, **arch)
             approx = {}
 
             def keep_approx(h, r, sq, P):
@@ -246,21 +245,39 @@ def cntk_data_polynomials(X, *, depth, degree, filter_size=3, padding="valid", f
                     approx["sq"] = sq.ravel()
                     approx["P"] = None if P is None else np.where(sq > 0.0, P, 0.0).ravel()
 
-            # layers below `layer` use their fitted polynomials; `layer` and above are not reached by the fit
-            k0s = [poly(c) for c in P0[:layer - 1]] + [arccos_kernel_0] * (depth - layer + 1)
-            k1s = [poly(c) for c in P1[:layer - 1]] + [arccos_kernel_1] * (depth - layer + 1)
-            cntk_layer_recursion(X[i], X[j], Nx, Ny, k0=k0s, k1=k1s, visit=keep_approx, stop=layer, **arch)
+            def keep_both(h, r, sq, P):
+                keep_exact(h, r, sq, P)
+                keep_approx(h, r, sq, P)
+
+            # below layer 1 nothing is approximated yet: one recursion serves as both
+            k_exact = cntk_layer_recursion(X[i], X[j], Nx, Ny, visit=keep_both if layer == 1 else keep_exact,
+                                           stop=layer, **arch)
+            if layer > 1:
+                # layers below `layer` use their fitted polynomials; `layer` and above are not reached by the fit
+                k0s = [poly(c) for c in P0[:layer - 1]] + [arccos_kernel_0] * (depth - layer + 1)
+                k1s = [poly(c) for c in P1[:layer - 1]] + [arccos_kernel_1] * (depth - layer + 1)
+                cntk_layer_recursion(X[i], X[j], Nx, Ny, k0=k0s, k1=k1s, visit=keep_approx, stop=layer, **arch)
             V, sq, Pa = approx["V"], approx["sq"], approx["P"]
-            Vg = sq[:, None] * V
-            Vp = np.zeros_like(V) if Pa is None else Pa[:, None] * V
             g_exact = exact["G"].ravel()
             if layer < depth:
-                zeros = np.zeros_like(V)
+                # rows [0, sq V] -> G and [P V, sq V] -> P Gdot + G, weighted: their normal equations by blocks
                 wt = (1.0 - V[:, 1] + _EPS) ** (-0.5 * _GAMMA)
-                eq.add(wt[:, None] * np.hstack([zeros, Vg]), wt * g_exact)
-                eq.add(wt[:, None] * np.hstack([Vp, Vg]), wt * (exact["PG"] + exact["G"]).ravel())
+                aV = (wt * sq)[:, None] * V
+                tg = wt * g_exact
+                tp = wt * (exact["PG"] + exact["G"]).ravel()
+                eq.gram[p + 1:, p + 1:] += 2.0 * (aV.T @ aV)
+                eq.rhs[p + 1:] += aV.T @ (tg + tp)
+                if Pa is not None:
+                    bV = (wt * Pa)[:, None] * V
+                    cross = bV.T @ aV
+                    eq.gram[:p + 1, :p + 1] += bV.T @ bV
+                    eq.gram[:p + 1, p + 1:] += cross
+                    eq.gram[p + 1:, :p + 1] += cross.T
+                    eq.rhs[:p + 1] += bV.T @ tp
             else:
-                row = np.concatenate([Vp.sum(axis=0), np.zeros(p + 1) if fix_last else Vg.sum(axis=0)])
+                Vg = sq[:, None] * V
+                vp = np.zeros(p + 1) if Pa is None else Pa @ V
+                row = np.concatenate([vp, np.zeros(p + 1) if fix_last else Vg.sum(axis=0)])
                 eq.add(row[None, :] * gap_scale, np.array([k_exact]))
                 if fix_last:
                     eq_k1.add(Vg, g_exact)
