@@ -293,7 +293,7 @@ def _count_correct_on_workers(f_blocks, y_blocks, packed, row_chunks, split_ever
     return count_correct
 
 
-def fit(learner, F, y, *, split_every=4):
+def fit(learner, F, y, *, split_every=2):
     """Fit a ``RidgeRegressor`` / ``RidgeClassifier`` on row-chunked dask features; returns the learner.
 
     Exactly the in-memory fit (module docstring of ``ntk_sketch.learn.ridge``): the same seeded validation split
@@ -314,7 +314,10 @@ def fit(learner, F, y, *, split_every=4):
     y : array_like or dask.array.Array (n,) or (n, k)
         Targets or labels; rechunked to F's row chunks if needed.
     split_every : int >= 2
-        Fan-in of the tree reduction: a worker holds at most about this many D x D partial sums at once.
+        Fan-in of the tree reduction.  The workers hold the pending partial sums (a training and a validation
+        D x D matrix each: 256 MiB at D = 4096), up to ``split_every - 1`` per level of the tree, so about
+        ``(split_every - 1) log_split_every(n_blocks)`` of them: 2, the default, holds the fewest (the additions
+        are the same, ``n_blocks - 1``, whatever the fan-in).
     """
     dask, _, db = _dask()
     _check_learner(learner)
