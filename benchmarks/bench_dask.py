@@ -15,11 +15,13 @@ tree-reduced), the peak resident memory of each worker (sampled every 0.5 s), an
 The classifier selects lam by validation squared error (one pass over the rows); accuracy selection would
 read the validation rows a second time.
 
-The figures in the README (2 shared cores; m = 4096 at 1M rows did not fit the time available there, so the
-row series uses m = 1024 and m = 4096 is measured on fewer rows)::
+``--split-every`` is the fan-in of the moments' tree reduction (default 2, ``dask_backend.fit``'s default); the
+pending D x D partial sums it leaves on the workers are what sets their peak memory (README, Scale section).
 
-    python benchmarks/bench_dask.py --m 1024 --rows 250000 500000 1000000 --single 250000 --cntk-images 0
-    python benchmarks/bench_dask.py --m 4096 --rows 16384 --single 16384 --cntk-images 0
+The figures in the README (2 shared cores)::
+
+    python benchmarks/bench_dask.py --m 4096 --rows 250000 500000 1000000 --single 250000 --cntk-images 0 --split-every 4
+    python benchmarks/bench_dask.py --m 4096 --rows 250000 1000000 --single --cntk-images 0 --split-every 2
     python benchmarks/bench_dask.py --m 1024 --rows --single --cntk-images 1000 --cntk-block 50
 """
 from __future__ import annotations
@@ -100,7 +102,7 @@ class PeakMemory:
         self._thread.join()
 
 
-def run_dask(client, est, learner, base, labels, n, block, seed, flatten):
+def run_dask(client, est, learner, base, labels, n, block, seed, flatten, split_every):
     import dask
     import dask.array as da
 
@@ -116,7 +118,7 @@ def run_dask(client, est, learner, base, labels, n, block, seed, flatten):
     with PeakMemory(client) as mem:
         t0 = time.perf_counter()
         F = ndb.transform(est, X)
-        ndb.fit(learner, F, y, split_every=4)
+        ndb.fit(learner, F, y, split_every=split_every)
         total = time.perf_counter() - t0
     return total, sorted(mem.peak.values())
 
@@ -160,6 +162,7 @@ def main():
     parser.add_argument("--cntk-images", type=int, default=1000)
     parser.add_argument("--cntk-block", type=int, default=100)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--split-every", type=int, default=2, help="fan-in of the moments' tree reduction")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--bundled", action="store_true", help="use the bundled 2000-image subset")
     args = parser.parse_args()
@@ -175,7 +178,8 @@ def main():
     cluster = LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True, dashboard_address=None,
                            env=env, silence_logs=40, memory_limit=0)
     client = Client(cluster)
-    print(f"data: {source}; cluster: {args.workers} worker processes x 1 thread; block {args.block} rows")
+    print(f"data: {source}; cluster: {args.workers} worker processes x 1 thread; block {args.block} rows; "
+          f"split_every {args.split_every}")
     print(f"cpu cores: {os.cpu_count()}; load before: {subprocess.run(['uptime'], capture_output=True, text=True).stdout.strip()}")
 
     flat = base.reshape(base.shape[0], -1).astype(np.float64) / 255.0
@@ -191,7 +195,8 @@ def main():
     fits = {}
     for n in args.rows:
         learner = RidgeClassifier(seed=args.seed, selection="squared_error")
-        t, peaks = run_dask(client, est, learner, base, labels, n, args.block, args.seed, True)
+        t, peaks = run_dask(client, est, learner, base, labels, n, args.block, args.seed, True,
+                            args.split_every)
         fits[n] = learner
         load = os.getloadavg()[0]
         print(f"| dask | {n} | {t:.0f} | {n / t:.0f} | {', '.join(f'{p / 2**20:.0f}' for p in peaks)} | {load:.1f} |",
@@ -216,7 +221,8 @@ def main():
         print("|---|---:|---:|---:|---|---:|")
         warm_up(client, cest, base, args.cntk_block, args.seed, False)
         learner = RidgeClassifier(seed=args.seed, selection="squared_error")
-        t, peaks = run_dask(client, cest, learner, base, labels, n, args.cntk_block, args.seed, False)
+        t, peaks = run_dask(client, cest, learner, base, labels, n, args.cntk_block, args.seed, False,
+                            args.split_every)
         print(f"| dask | {n} | {t:.0f} | {n / t:.1f} | {', '.join(f'{p / 2**20:.0f}' for p in peaks)} | "
               f"{os.getloadavg()[0]:.1f} |", flush=True)
         single = RidgeClassifier(seed=args.seed, selection="squared_error")

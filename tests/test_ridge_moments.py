@@ -134,3 +134,40 @@ def test_classifier_accuracy_selection_from_validation_rows():
         RidgeClassifier(seed=2).fit_moments(train)
     with pytest.raises(ValueError, match="regression"):
         RidgeRegressor().fit_moments(train, validation)
+
+
+def test_classifier_accuracy_selection_from_count_correct():
+    # count_correct scores the validation rows where they live; only the grid's models reach it.  Counting the
+    # same rows with the same arithmetic, it must give exactly the scores of validation_rows.
+    F, labels = _data(5, n=150, C=3)
+    val = validation_mask(2, 0.2, 0, 150)
+    train = RidgeMoments(True).add(F[~val], labels[~val])
+    validation = RidgeMoments(True).add(F[val], labels[val])
+    ref = RidgeClassifier(seed=2).fit_moments(train, validation, validation_rows=lambda: [(F[val], labels[val])])
+    calls = []
+
+    def count_correct(V, coefs, classes, rows=(F[val], labels[val])):
+        calls.append((V.shape, len(coefs)))
+        Z = rows[0] @ V
+        return [np.count_nonzero(classes[np.argmax(Z @ W + b, axis=1)] == rows[1]) for W, b in coefs], rows[1].size
+
+    got = RidgeClassifier(seed=2).fit_moments(train, validation, count_correct=count_correct)
+    assert calls == [((5, 5), ref.lambdas_.size)]
+    assert got.selection_ == "accuracy"
+    np.testing.assert_array_equal(got.validation_scores_, ref.validation_scores_)
+    assert got.best_lambda_ == ref.best_lambda_
+    np.testing.assert_array_equal(got.coef_, ref.coef_)
+    # squared_error selection never calls it
+    RidgeClassifier(seed=2, selection="squared_error").fit_moments(train, validation, count_correct=count_correct)
+    assert len(calls) == 1
+    with pytest.raises(ValueError, match="count_correct scored 5 validation rows"):
+        RidgeClassifier(seed=2).fit_moments(
+            train, validation, count_correct=lambda V, c, k: count_correct(V, c, k, (F[val][:5], labels[val][:5])))
+    with pytest.raises(ValueError, match="one per lam"):
+        RidgeClassifier(seed=2).fit_moments(train, validation, count_correct=lambda V, c, k: ([1.0], int(val.sum())))
+    with pytest.raises(ValueError, match="a pair"):
+        RidgeClassifier(seed=2).fit_moments(train, validation, count_correct=lambda V, c, k: None)
+    with pytest.raises(ValueError, match="not both"):
+        RidgeClassifier(seed=2).fit_moments(train, validation, validation_rows=lambda: [], count_correct=count_correct)
+    with pytest.raises(TypeError, match="count_correct must be a callable"):
+        RidgeClassifier(seed=2).fit_moments(train, validation, count_correct=3)

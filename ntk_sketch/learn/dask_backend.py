@@ -9,12 +9,13 @@ scheduler of its own:
 * ``transform(estimator, X)``: the features of every row block, computed on the workers by the fitted
   estimator's own ``transform``.  The estimator travels once, as ONE key of the task graph that every block
   task depends on (a worker fetches it once and keeps it while blocks need it), never once per block.
-* ``fit(learner, F, y)``: each block contributes its training / validation moments (the validation rows are
-  drawn exactly as in memory: ``rng.random(n_block) < validation_fraction`` per block, in row order, on the
-  client, so the split is the one ``learner.fit`` or ``fit_stream`` would draw); the per-block moments are
-  combined by Dask's tree reduction (``dask.bag.Bag.reduction`` with ``split_every``); only the D x D and D x k
-  sums come back to the client, where ``learner.finalize`` chooses ``lam`` and solves, exactly as in memory.
-  A classifier scoring ``lam`` by validation accuracy reads the validation rows a second time on the workers.
+* ``fit(learner, F, y)``: each block contributes its training / validation moments (the validation rows of a
+  block are those ``ridge_moments.validation_mask`` replays from the learner's seed, so the split is the one
+  ``learner.fit`` or ``fit_stream`` would draw); the per-block moments are combined by Dask's tree reduction
+  (``dask.bag.Bag.reduction`` with ``split_every``); only the D x D and D x k sums come back to the client,
+  where ``learner.fit_moments`` chooses ``lam`` and solves, exactly as in memory.  A classifier scoring ``lam``
+  by validation accuracy reads the validation rows a second time on the workers (its ``count_correct`` hook):
+  only the grid's models travel there, only per-``lam`` counts come back.
 * ``decision_function`` / ``predict`` / ``score``: block-wise on the workers.
 
 Features of a block are never gathered on the client.  With the same seed the features are bit for bit those
@@ -33,11 +34,13 @@ import uuid
 import numpy as np
 
 from .._base import check_is_fitted
-from ._checks import _check_labels, _check_regression_targets, _check_rows
+from .._validation import check_bool, check_random_state
+from ._checks import _check_fraction, _check_labels, _check_lambdas, _check_regression_targets, _check_rows
 from .ridge import RidgeClassifier, RidgeRegressor
 
-# The float64 sufficient statistics of a set of rows, with ``add(F, y)`` and ``merged(other)``.
+# The float64 sufficient statistics of a set of rows (``add(F, y)``, ``merged(other)``) and the seeded split.
 from .ridge_moments import RidgeMoments as _RidgeMoments
+from .ridge_moments import validation_mask
 
 __all__ = ["transform", "fit", "decision_function", "predict", "score"]
 
@@ -204,18 +207,16 @@ def _block_moments(F, y, packed, n_rows, classification):
     F = _check_rows(F, "F", allow_empty_rows=True)
     if F.shape[0] != n_rows:
         raise ValueError(f"a block of F has {F.shape[0]} rows but its chunk size says {n_rows}.")
-    y = _check_labels(y, n_rows) if classification else _check_regression_targets(y, n_rows)[0]
-    train = _RidgeMoments(classification)
-    train._ensure(F.shape[1])
+    if classification:
+        y = _check_labels(y, n_rows)
+    else:
+        _check_regression_targets(y, n_rows)   # a clear error here; ``add`` keeps whether y is 1-d
+        y = np.asarray(y)
+    # ``add`` of no rows still fixes D, so a block with no training (or no validation) rows merges like any other.
     if packed is None:
-        train.add(F, y)
-        return [(train, None)]
+        return [(_RidgeMoments(classification).add(F, y), None)]
     val = np.unpackbits(packed, count=n_rows).astype(bool)
-    valid = _RidgeMoments(classification)
-    valid._ensure(F.shape[1])
-    train.add(F[~val], y[~val])
-    valid.add(F[val], y[val])
-    return [(train, valid)]
+    return [(_RidgeMoments(classification).add(F[~val], y[~val]), _RidgeMoments(classification).add(F[val], y[val]))]
 
 
 def _merge_moments(pairs):
@@ -252,34 +253,53 @@ def _sum_correct(parts):
     return correct, n
 
 
-class _DaskValidationPass:
-    """Stands in for the second pass over the stream: scores the validation rows block-wise on the workers."""
+def _validation_masks(learner, row_chunks):
+    """The learner's validation split of each block (packed bits), or None per block for a single ``lam``.
 
-    def __init__(self, f_blocks, y_blocks, packed, row_chunks, learner, split_every):
-        self.f_blocks, self.y_blocks, self.packed = f_blocks, y_blocks, packed
-        self.row_chunks, self.learner, self.split_every = row_chunks, learner, split_every
+    The split of the in-memory fit: one uniform per row in row order, ``< validation_fraction``.  An int (or
+    SeedSequence) seed is replayed block by block from each block's first row (``ridge_moments.validation_mask``);
+    a Generator (or None) cannot be replayed from an offset, so its uniforms are drawn here in row order, block
+    after block, exactly as ``partial_fit`` draws them (the Generator advances as in the in-memory fit).
+    """
+    _, fixed = _check_lambdas(learner.lambdas)
+    if fixed:
+        return [None] * len(row_chunks)
+    fraction = _check_fraction(learner.validation_fraction)
+    seed = learner.seed
+    starts = np.concatenate([[0], np.cumsum(row_chunks)[:-1]]).astype(np.int64)
+    if isinstance(seed, (numbers.Integral, np.random.SeedSequence)) and not isinstance(seed, (bool, np.bool_)):
+        return [np.packbits(validation_mask(seed, fraction, int(a), nb)) for a, nb in zip(starts, row_chunks)]
+    rng = check_random_state(seed)
+    return [np.packbits(rng.random(nb) < fraction) for nb in row_chunks]
 
-    def __call__(self):  # never iterated: ``accuracy`` replaces the in-memory second pass
-        raise RuntimeError("the Dask validation pass is computed on the workers, not iterated on the client.")
 
-    def accuracy(self, second_pass, V, coefs, classes):
+def _count_correct_on_workers(f_blocks, y_blocks, packed, row_chunks, split_every, n_validation):
+    """A ``count_correct`` for ``fit_moments``: scores the validation rows block-wise where they are.
+
+    Only the grid's models ``(V, coefs, classes)`` travel (one graph key); each block returns its per-``lam``
+    counts of correct labels, tree-summed like the moments.  The validation features never reach the client.
+    """
+    def count_correct(V, coefs, classes):
         dask, _, db = _dask()
         shipped = _ship((V, coefs, classes), "validation-coefficients")
         parts = [dask.delayed(_block_correct, pure=True)(fb, yb, pk, nb, shipped)
-                 for fb, yb, pk, nb in zip(self.f_blocks, self.y_blocks, self.packed, self.row_chunks)]
+                 for fb, yb, pk, nb in zip(f_blocks, y_blocks, packed, row_chunks)]
         correct, n_val = db.from_delayed(parts).reduction(_sum_correct, _sum_correct,
-                                                          split_every=self.split_every).compute()
-        if n_val != self.learner._val.n_rows:
+                                                          split_every=split_every).compute()
+        if n_val != n_validation:
             raise ValueError("the validation rows changed between the two passes over F; F must be deterministic.")
-        return correct / n_val
+        return correct, n_val
+
+    return count_correct
 
 
-def fit(learner, F, y, *, split_every=4):
+def fit(learner, F, y, *, split_every=2):
     """Fit a ``RidgeRegressor`` / ``RidgeClassifier`` on row-chunked dask features; returns the learner.
 
     Exactly the in-memory fit (module docstring of ``ntk_sketch.learn.ridge``): the same seeded validation split
-    (drawn per row in row order on the client), the same ``lam`` grid and selection, the same final solve; the
-    sums ``F^T F``, ``F^T Y``, ... of each block are formed on the workers and combined by Dask's tree reduction.
+    (``ridge_moments.validation_mask`` per block), the same ``lam`` grid and selection, the same final solve
+    (``learner.fit_moments``); the sums ``F^T F``, ``F^T Y``, ... of each block are formed on the workers and
+    combined by Dask's tree reduction.
 
     Parameters
     ----------
@@ -288,11 +308,16 @@ def fit(learner, F, y, *, split_every=4):
         fitted in place.  ``solver`` is ignored: the fit is always primal (D x D), as ``fit_stream``.
     F : dask.array.Array (n, D)
         Features chunked by rows, e.g. ``transform(feature_map, X)``; never gathered on the client.  A
-        classifier that selects ``lam`` by accuracy reads F twice (persist F first to avoid recomputing it).
+        classifier that selects ``lam`` by accuracy reads F twice (persist F first to avoid recomputing it):
+        the second pass counts, on the workers, the validation rows each ``lam`` labels correctly
+        (``fit_moments(count_correct=...)``).
     y : array_like or dask.array.Array (n,) or (n, k)
         Targets or labels; rechunked to F's row chunks if needed.
     split_every : int >= 2
-        Fan-in of the tree reduction: a worker holds at most about this many D x D partial sums at once.
+        Fan-in of the tree reduction.  The workers hold the pending partial sums (a training and a validation
+        D x D matrix each: 256 MiB at D = 4096), up to ``split_every - 1`` per level of the tree, so about
+        ``(split_every - 1) log_split_every(n_blocks)`` of them: 2, the default, holds the fewest (the additions
+        are the same, ``n_blocks - 1``, whatever the fan-in).
     """
     dask, _, db = _dask()
     _check_learner(learner)
@@ -300,50 +325,31 @@ def fit(learner, F, y, *, split_every=4):
     split_every = _check_split_every(split_every)
     row_chunks = tuple(int(c) for c in F.chunks[0])
     y_blocks, y_ndim, k = _target_blocks(y, row_chunks)
-    classification = learner._classification
+    classification = isinstance(learner, RidgeClassifier)
     if classification and y_ndim == 2 and k != 1:
         raise ValueError(f"y must be a 1-d array of class labels; got {k} columns.")
     selection = getattr(learner, "selection", None)
     if classification and selection not in ("auto", "accuracy", "squared_error"):
         raise ValueError(f"selection must be 'auto', 'accuracy' or 'squared_error'; got {selection!r}.")
-
-    learner._reset()   # checks lambdas / validation_fraction, seeds the split's generator
-    d = F.shape[1]
-    if not classification:
-        learner._stream_1d = y_ndim == 1
-        learner._stream_k = k
-    # The validation split of the in-memory fit: one uniform per row, drawn in row order, block after block.
-    packed = []
-    for nb in row_chunks:
-        packed.append(None if learner._fixed else np.packbits(learner._rng.random(nb) < learner._fraction))
-    learner._masks = packed
+    check_bool(learner.fit_intercept, "fit_intercept")
+    packed = _validation_masks(learner, row_chunks)   # checks lambdas / validation_fraction / seed first
 
     f_blocks = list(F.to_delayed().ravel())
     parts = [dask.delayed(_block_moments, pure=True)(fb, yb, pk, nb, classification)
              for fb, yb, pk, nb in zip(f_blocks, y_blocks, packed, row_chunks)]
     train, valid = db.from_delayed(parts).reduction(_merge_moments, _merge_moments,
                                                     split_every=split_every).compute()
-    if valid is None:
-        valid = _RidgeMoments(classification)
-        valid._ensure(d)
-    learner._train, learner._val = train, valid
-    learner._n_features = d
-
-    second = None
-    if classification and selection != "squared_error" and not learner._fixed:
-        second = _DaskValidationPass(f_blocks, y_blocks, packed, row_chunks, learner, split_every)
-        # The in-memory second pass would bring the validation features to the client; score them on the
-        # workers instead (an instance attribute shadows the method for the duration of this call only).
-        learner._validation_accuracy = second.accuracy
-    try:
-        learner.finalize(second_pass=second)
-    finally:
-        learner.__dict__.pop("_validation_accuracy", None)
-    return learner
+    count_correct = None
+    if classification and selection != "squared_error" and valid is not None:
+        count_correct = _count_correct_on_workers(f_blocks, y_blocks, packed, row_chunks, split_every,
+                                                  valid.n_rows)
+    return learner.fit_moments(train, valid, count_correct=count_correct)
 
 
 # -------------------------------------------------------------------------------------------------- predict
 def _decision_block(F, shipped):
+    # The learner's (n, k) outputs ``F w + b``: its public ``decision_function`` folds a binary classifier's two
+    # outputs into one column, and a 1-d regressor's ``predict`` drops the column.
     return shipped.obj._decision(F)
 
 
@@ -353,19 +359,26 @@ def _predict_block(F, shipped):
 
 def _check_fitted_on(learner, F):
     _check_learner(learner)
-    check_is_fitted(learner, "_W", "This {name} instance is not fitted yet: call ntk_sketch.learn.dask_backend.fit "
-                    "(or its own fit) first.")
+    check_is_fitted(learner, "coef_", "This {name} instance is not fitted yet: call "
+                    "ntk_sketch.learn.dask_backend.fit (or its own fit) first.")
     F = _check_row_chunked(F, "F", ndim=2)
     if F.shape[1] != learner.n_features_in_:
         raise ValueError(f"F has {F.shape[1]} features but the learner was fitted on {learner.n_features_in_}.")
     return F
 
 
+def _n_outputs(learner):
+    """k, the width of ``F w + b``: the classifier's C classes, the regressor's outputs."""
+    if isinstance(learner, RidgeClassifier):
+        return learner.classes_.size
+    return 1 if np.ndim(learner.coef_) == 1 else learner.coef_.shape[1]
+
+
 def decision_function(learner, F):
     """Block-wise ``F w + b`` (n, k) as a lazy dask array (the classifier's C outputs, the regressor's k)."""
     _, da, _ = _dask()
     F = _check_fitted_on(learner, F)
-    k = learner._W.shape[1]
+    k = _n_outputs(learner)
     model = _ship(learner, type(learner).__name__)
     return da.map_blocks(_decision_block, F, model, chunks=(F.chunks[0], (k,)), dtype=np.float64,
                          meta=np.empty((0, k)), name="ntk-ridge-decision")
@@ -380,8 +393,8 @@ def predict(learner, F):
         dtype = learner.classes_.dtype
         return da.map_blocks(_predict_block, F, model, chunks=(F.chunks[0],), drop_axis=1, dtype=dtype,
                              meta=np.empty((0,), dtype=dtype), name="ntk-ridge-predict")
-    k = learner._W.shape[1]
-    if learner._stream_1d:
+    k = _n_outputs(learner)
+    if np.ndim(learner.coef_) == 1:   # fitted on 1-d targets: predictions are 1-d
         return da.map_blocks(_predict_block, F, model, chunks=(F.chunks[0],), drop_axis=1, dtype=np.float64,
                              meta=np.empty((0,)), name="ntk-ridge-predict")
     return da.map_blocks(_predict_block, F, model, chunks=(F.chunks[0], (k,)), dtype=np.float64,

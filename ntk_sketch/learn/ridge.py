@@ -50,7 +50,8 @@ O(D^2 + D k), never O(n D).  Validation squared errors follow exactly from these
 classifier needs the validation rows once more: pass a callable that returns a fresh iterable (the stream is then
 read twice) or use ``selection='squared_error'``.  ``partial_fit`` / ``finalize`` are the same accumulation one
 chunk at a time.  The two accumulators are ``RidgeMoments`` (``ridge_moments.py``), whose ``merged`` combines
-blocks in any order; ``fit_moments(train, validation)`` fits from moments reduced elsewhere (e.g. in parallel).
+blocks in any order; ``fit_moments(train, validation)`` fits from moments reduced elsewhere (e.g. in parallel),
+scoring accuracy, if asked, through a ``count_correct`` callable that runs where the validation rows are.
 """
 from __future__ import annotations
 
@@ -291,7 +292,7 @@ class _FeatureRidge(BaseEstimator):
         rows = None if second_pass is None else (lambda: self._masked_rows(second_pass))
         return self._fit_from_moments(self._train, self._val, rows)
 
-    def fit_moments(self, train, validation=None, *, validation_rows=None):
+    def fit_moments(self, train, validation=None, *, validation_rows=None, count_correct=None):
         """Fit from precomputed moments (``RidgeMoments``) of the training and validation parts.
 
         The same selection and final solve as ``finalize``, for moments accumulated elsewhere, e.g. blocks of a
@@ -307,9 +308,23 @@ class _FeatureRidge(BaseEstimator):
             join the final fit (as in ``fit``, where the final fit uses every row).
         validation_rows : callable or None
             Classifier only: a zero-argument callable returning an iterable of ``(F_val_chunk, y_val_chunk)``
-            pairs holding exactly the validation rows, to choose ``lam`` by accuracy.  Without it the selection
-            uses the squared error (``selection='accuracy'`` then raises).
+            pairs holding exactly the validation rows, to choose ``lam`` by accuracy.  Without it (and without
+            ``count_correct``) the selection uses the squared error (``selection='accuracy'`` then raises).
+        count_correct : callable or None
+            Classifier only: the alternative to ``validation_rows`` when the validation rows should stay where they
+            are (e.g. on the workers of a cluster: ``dask_backend.fit``), so only the grid's models travel to
+            them.  Called once as ``count_correct(V, coefs, classes)``; ``coefs`` lists one pair ``(W, b)`` per
+            ``lam`` of the grid, in the eigenbasis ``V`` (D x D) of the training part's (centred) ``F^T F``: the
+            model of grid point ``i`` predicts ``classes[argmax((f @ V) @ W + b)]`` for a feature row ``f``.  It
+            returns ``(correct, n_rows)``: ``correct[i]`` the number of validation rows that model ``i`` labels
+            correctly, ``n_rows`` the number of validation rows scored, which must be ``validation.n_rows``.
         """
+        if validation_rows is not None and count_correct is not None:
+            raise ValueError("pass validation_rows or count_correct, not both: they are two ways to score the same "
+                             "validation rows.")
+        if count_correct is not None and not callable(count_correct):
+            raise TypeError(f"count_correct must be a callable (V, coefs, classes) -> (correct, n_rows); "
+                            f"got {type(count_correct).__name__}.")
         self._started = False
         self._declared_classes = None
         check_bool(self.fit_intercept, "fit_intercept")
@@ -343,9 +358,9 @@ class _FeatureRidge(BaseEstimator):
             self._stream_1d = bool(train.targets_1d if train.cross is not None else validation.targets_1d)
         if self._fixed:
             train, validation = train.merged(validation), RidgeMoments(self._classification)
-        return self._fit_from_moments(train, validation, validation_rows)
+        return self._fit_from_moments(train, validation, validation_rows, count_correct)
 
-    def _fit_from_moments(self, train, val, validation_rows):
+    def _fit_from_moments(self, train, val, validation_rows, count_correct=None):
         self._train, self._val = train, val
         full = train.merged(val)
         classes = None
@@ -386,11 +401,11 @@ class _FeatureRidge(BaseEstimator):
             self.validation_scores_ = None
             self.selection_ = None
         else:
-            self._select(lambdas, classes, k, validation_rows)
+            self._select(lambdas, classes, k, validation_rows, count_correct)
         self._solve_full(Gf, Bfc, mu_f, mu_y, self.best_lambda_)
         return self
 
-    def _select(self, lambdas, classes, k, validation_rows):
+    def _select(self, lambdas, classes, k, validation_rows, count_correct=None):
         tr, va = self._train, self._val
         if tr.n_rows == 0 or va.n_rows == 0:
             raise ValueError(
@@ -426,16 +441,20 @@ class _FeatureRidge(BaseEstimator):
         if self._classification:
             if selection not in ("auto", "accuracy", "squared_error"):
                 raise ValueError(f"selection must be 'auto', 'accuracy' or 'squared_error'; got {selection!r}.")
-            if selection == "accuracy" and validation_rows is None:
+            rows_given = validation_rows is not None or count_correct is not None
+            if selection == "accuracy" and not rows_given:
                 raise ValueError(
                     "selection='accuracy' needs the validation rows twice: pass fit_stream a callable returning a "
                     "fresh iterable, call finalize(second_pass=...), or use selection='squared_error'."
                 )
-            use_acc = selection != "squared_error" and validation_rows is not None
+            use_acc = selection != "squared_error" and rows_given
         else:
             use_acc = False
         if use_acc:
-            scores = self._validation_accuracy(validation_rows, V, coefs, classes)
+            if count_correct is not None:
+                scores = self._counted_accuracy(count_correct, V, coefs, classes)
+            else:
+                scores = self._validation_accuracy(validation_rows, V, coefs, classes)
             self.selection_ = "accuracy"
         elif self._classification:
             scores = -sse / va.n_rows
@@ -490,6 +509,23 @@ class _FeatureRidge(BaseEstimator):
             raise ValueError(
                 f"the second pass of the stream differs from the first: it held {n_val} validation rows, the "
                 f"moments {self._val.n_rows}; it must repeat the same chunks."
+            )
+        return correct / n_val
+
+    def _counted_accuracy(self, count_correct, V, coefs, classes):
+        """Validation accuracy of every grid point from a ``count_correct`` callable (``fit_moments``)."""
+        out = count_correct(V, coefs, classes)
+        try:
+            correct, n_val = out
+        except (TypeError, ValueError) as exc:
+            raise ValueError("count_correct must return a pair (correct, n_rows).") from exc
+        correct = np.asarray(correct, dtype=np.float64)
+        if correct.shape != (len(coefs),):
+            raise ValueError(f"count_correct returned {correct.shape} counts; expected one per lam ({len(coefs)},).")
+        if n_val != self._val.n_rows:
+            raise ValueError(
+                f"count_correct scored {n_val} validation rows but the validation moments hold {self._val.n_rows}; "
+                "it must score exactly the rows the validation moments were summed over."
             )
         return correct / n_val
 
