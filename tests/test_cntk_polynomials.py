@@ -137,3 +137,11 @@ def test_cntk_sketch_uses_data_polynomials_when_given_images():
     assert CNTKSketch(depth=2, n_components=16, pixel_dim=8, degree=2, fit_lower=0.5).fit(X).polynomial_ == "fit"
     with pytest.raises(ValueError, match="polynomial_images"):
         CNTKSketch(depth=2, polynomial_images=0).fit(X)
+
+
+def test_pixel_dim_follows_n_components_unless_given():
+    """pixel_dim=None: min(1024, max(64, m // 8)) (the per-pixel sketches, not m, limit the error past m ~ 1024)."""
+    for m, d in ((16, 64), (512, 64), (4096, 512), (8192, 1024), (65536, 1024)):
+        sk = CNTKSketch(depth=2, n_components=m, degree=1).fit((5, 5, 1))
+        assert sk.pixel_dim_ == d
+    assert CNTKSketch(depth=2, n_components=4096, degree=1, pixel_dim=32).fit((5, 5, 1)).pixel_dim_ == 32
