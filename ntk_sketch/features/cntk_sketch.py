@@ -2,8 +2,10 @@
 
 docs/math.md §3, §4, §7; Zandieh et al. (2021), Section 5 and Algorithm 3.  The exact CNTK-GAP recursion
 (:mod:`ntk_sketch.kernels.cntk_exact`) is carried out with one short feature vector per pixel and layer whose inner
-products estimate the layer quantities, with polynomials ``P0 ~ k0`` and ``P1 ~ k1`` (non-negative
-coefficients, :func:`ntk_sketch.kernels.polynomials.arccos_polynomials`) in place of the arc-cosine functions.
+products estimate the layer quantities, with polynomials ``P0_h ~ k0`` and ``P1_h ~ k1`` (non-negative
+coefficients, one pair per layer h) in place of the arc-cosine functions: by default fitted to the exact
+CNTK-GAP on a few of the images given to ``fit`` (:func:`ntk_sketch.kernels.cntk_polynomials.cntk_data_polynomials`),
+else on fixed intervals (:func:`ntk_sketch.kernels.polynomials.arccos_polynomials`).
 Grids, patch offsets, the fixed-layer rules and the exact normalisers ``N_h`` (they depend on the image only)
 come from :mod:`ntk_sketch.kernels.cntk_geometry`, shared with the exact kernel.
 
