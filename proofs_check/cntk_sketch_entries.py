@@ -66,14 +66,14 @@ def run(ctx):
                    f"rate {fmt(rate)} vs -0.5 (O(m^-1/2) fails if slower than -0.3)", verdict(rate <= -0.3),
                    note="" if rate <= -0.3 else
                    "n_components alone does not control the error here: the per-pixel sketches (pixel_dim, "
-                   "min(1024, max(64, m // 8)) by default) and the polynomials set a floor the theorem removes "
+                   "min(1024, max(256, m // 8)) by default) and the polynomials set a floor the theorem removes "
                    "by growing every inner dimension with eps^-2 as well"),
             Result(NAME, f"CNTKSketch ({tag}) m for eps=0.1 at delta=0.05 vs m = C eps^-2 log(1/delta)", data,
                    f"m needed {fmt(m_eps)} (q95 at m={ms[-1]}: {fmt(q95[-1])})", f"C = {fmt(C)}", "finding"),
         ]
     write_table(ctx, NAME, ["data", "m", "median rel err", "95% rel err"], rows,
                 preamble=f"# {TITLE}\n\nCNTK-GAP depth {depth}, {q}x{q} filters, padding 'same', library defaults "
-                         f"otherwise (pixel_dim min(1024, max(64, m // 8)), degree {fitted.degree} "
+                         f"otherwise (pixel_dim min(1024, max(256, m // 8)), degree {fitted.degree} "
                          f"'{fitted.polynomial_}' "
                          f"polynomials fitted on these images); {n_seeds} seeds per m; delta = {DELTA}.")
 

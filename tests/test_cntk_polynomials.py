@@ -140,8 +140,8 @@ def test_cntk_sketch_uses_data_polynomials_when_given_images():
 
 
 def test_pixel_dim_follows_n_components_unless_given():
-    """pixel_dim=None: min(1024, max(64, m // 8)) (the per-pixel sketches, not m, limit the error past m ~ 1024)."""
-    for m, d in ((16, 64), (512, 64), (4096, 512), (8192, 1024), (65536, 1024)):
+    """pixel_dim=None: min(1024, max(256, m // 8)) (the per-pixel sketches, not m, limit the error past m ~ 1024)."""
+    for m, d in ((16, 256), (2048, 256), (4096, 512), (8192, 1024), (65536, 1024)):
         sk = CNTKSketch(depth=2, n_components=m, degree=1).fit((5, 5, 1))
         assert sk.pixel_dim_ == d
     assert CNTKSketch(depth=2, n_components=4096, degree=1, pixel_dim=32).fit((5, 5, 1)).pixel_dim_ == 32

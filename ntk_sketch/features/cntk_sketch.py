@@ -102,15 +102,17 @@ __all__ = ["CNTKSketch", "CNTKSketchTables", "draw_cntk_sketch_tables", "default
 
 
 def default_pixel_dim(n_components):
-    """The per-pixel dimension CNTKSketch uses when ``pixel_dim`` is None: ``min(1024, max(64, n_components // 8))``.
+    """The per-pixel dimension CNTKSketch uses when ``pixel_dim`` is None: ``min(1024, max(256, n_components // 8))``.
 
     The per-pixel sketches' errors are shared by neighbouring pixels and do not average out over the grid, so
     past m ~ 1024 they, not m, set the error; growing d with m keeps n_components the accuracy knob, at a cost
-    per image about linear in d.  Beyond d = 1024 the degree-5 polynomials' floor dominates: on Fashion-MNIST
-    (L = 3, q = 4, 100 test images, floor 0.013) the median error was 0.018 at m = 4096 (d = 512), 0.015 at
-    m = 4096 with d = 1024, 0.016 at m = 16384 with d = 1024 and 0.017 with d = 2048 (4x slower).
+    per image about linear in d.  Below m = 2048 it stays at 256 (smaller d made the error fall only like
+    m^-0.31 over m = 16..1024 in proofs_check --quick, against m^-0.61 at 256).  Beyond d = 1024 the degree-5
+    polynomials' floor dominates: on Fashion-MNIST (L = 3, q = 4, 100 test images, floor 0.013) the median
+    error was 0.018 at m = 4096 (d = 512), 0.015 at m = 4096 with d = 1024, 0.016 at m = 16384 with d = 1024
+    and 0.017 with d = 2048 (4x slower).
     """
-    return min(1024, max(64, int(n_components) // 8))
+    return min(1024, max(256, int(n_components) // 8))
 
 
 # ------------------------------------------------------------------------------------------------ random tables
@@ -666,7 +668,7 @@ class CNTKSketch(TransformerMixin, BaseEstimator):
         of the P features' first half, and of the hidden layers' TensorSRHTs.  Cost and memory per pixel grow
         like q^2 d.  The errors of these per-pixel sketches are largely shared by neighbouring pixels, so they do
         not average out over the grid: they, not n_components, limit the accuracy once m >= 1024.  None:
-        :func:`default_pixel_dim` ``(n_components) = min(1024, max(64, n_components // 8))``, so that
+        :func:`default_pixel_dim` ``(n_components) = min(1024, max(256, n_components // 8))``, so that
         n_components sets the accuracy (Fashion-MNIST, L = 3, q = 3, m = 4096, degree 3, 3 seeds: median error
         0.029 with range 0.014-0.059 at d = 256, 0.020 with range 0.016-0.023 at d = 512).
     renormalize : bool, default True
