@@ -102,11 +102,20 @@ def polynomial_naive(coefficients):
     return lambda a: sum(cl * a ** l for l, cl in enumerate(c))
 
 
+def patch_offsets_naive(q, padding):
+    """Patch offsets along one axis: 0..q-1 ('valid'); -((q-1)//2) .. q//2 ('same': centred for odd q, one more
+    after than before for even q, the 'SAME' alignment of TensorFlow / JAX)."""
+    if padding == "valid":
+        return list(range(q))
+    lo = -((q - 1) // 2)
+    return list(range(lo, lo + q))
+
+
 def cntk_naive(x, y, depth, q, padding="valid", fix_first=True, fix_last=True, k0=k0_naive, k1=k1_naive):
     """docs/math.md §3 verbatim for one pair of images x, y of shape (H, W, C): full 4-d arrays, loops over u."""
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
-    offsets = list(range(q)) if padding == "valid" else list(range(-(q - 1) // 2, (q - 1) // 2 + 1))
+    offsets = patch_offsets_naive(q, padding)
 
     def out_size(n):
         return n - q + 1 if padding == "valid" else n
@@ -174,7 +183,7 @@ def cntk_naive(x, y, depth, q, padding="valid", fix_first=True, fix_last=True, k
 
 def cntk_normalisers_naive(x, depth, q, padding="valid"):
     """[N_0, ..., N_{L-1}] of one image (H, W, C): N_0[p] = sum_u |x_{p+u}|^2, N_h = (1/q^2) sum_u N_{h-1}[p+u]."""
-    offsets = list(range(q)) if padding == "valid" else list(range(-(q - 1) // 2, (q - 1) // 2 + 1))
+    offsets = patch_offsets_naive(q, padding)
     N = (np.asarray(x, dtype=np.float64) ** 2).sum(axis=2)
     out = []
     for h in range(depth):
@@ -223,7 +232,7 @@ def cntk_sketch_naive(x, tables, q, padding="valid", fix_first=True, fix_last=Tr
     L = len(T.d_in)
     d = T.pixel_dim
     p = T.sqrt_c0.shape[1] - 1
-    offsets = list(range(q)) if padding == "valid" else list(range(-(q - 1) // 2, (q - 1) // 2 + 1))
+    offsets = patch_offsets_naive(q, padding)
     N = cntk_normalisers_naive(x, L, q, padding)  # N[h]: N_h on grid h + 1
 
     def rescaled(v, target):

@@ -97,6 +97,30 @@ def test_filter_one_is_mean_of_pixelwise_fc_kernel(padding):
 def test_grid_sizes():
     assert cntk_grid_sizes(28, 28, 3, 4, "valid") == [(28, 28), (25, 25), (22, 22), (19, 19)]
     assert cntk_grid_sizes(28, 20, 2, 3, "same") == [(28, 20)] * 3
+    assert cntk_grid_sizes(28, 20, 2, 4, "same") == [(28, 20)] * 3
+
+
+@pytest.mark.parametrize("q", [1, 2, 3, 4])
+def test_depth_one_same_is_valid_on_explicitly_padded_images(q):
+    """One 'same' layer is one 'valid' layer on the image zero-padded by (q-1)//2 before and q//2 after (the
+    'SAME' alignment of TensorFlow / JAX, asymmetric for even q): the same S_0, N_0 and output grid, so the
+    same kernel.  Independent of tests/naive.py's offsets; a mirrored alignment for even q fails it."""
+    rng = np.random.default_rng(20 + q)
+    X, Y = rng.standard_normal((3, 4, 6, 2)), rng.standard_normal((2, 4, 6, 2))
+    pad = ((0, 0), ((q - 1) // 2, q // 2), ((q - 1) // 2, q // 2), (0, 0))
+    Xp, Yp = np.pad(X, pad), np.pad(Y, pad)
+    for ff, fl in [(False, False), (True, False), (False, True)]:
+        kw = dict(depth=1, filter_size=q, fix_first=ff, fix_last=fl)
+        K = cntk_kernel(X, Y, padding="same", **kw)
+        Kp = cntk_kernel(Xp, Yp, padding="valid", **kw)
+        assert _rel_err(K, Kp) <= RTOL
+    N = cntk_normalisers(X, depth=1, filter_size=q, padding="same")[0]
+    np.testing.assert_allclose(N, cntk_normalisers(Xp, depth=1, filter_size=q, padding="valid")[0], rtol=1e-14)
+    if q % 2 == 0:  # the mirrored (q//2 before, (q-1)//2 after) alignment gives a different kernel
+        mirrored = ((0, 0), (q // 2, (q - 1) // 2), (q // 2, (q - 1) // 2), (0, 0))
+        Km = cntk_kernel(np.pad(X, mirrored), np.pad(Y, mirrored), depth=1, filter_size=q, padding="valid",
+                         fix_first=False)
+        assert _rel_err(cntk_kernel(X, Y, depth=1, filter_size=q, padding="same", fix_first=False), Km) > 1e-3
 
 
 # ----------------------------------------------------------------------------------------- against naive
@@ -104,6 +128,23 @@ CASES = [(q, depth, padding, ff, fl)
          for padding, qs in (("valid", (1, 2, 3)), ("same", (1, 3)))
          for q in qs for depth in (1, 2, 3) for ff, fl in FLAGS
          if not (ff and fl and depth == 1)]
+
+
+# even q with 'same' (asymmetric padding: one zero more after than before): non-square images, 1 and 3 channels
+EVEN_SAME_CASES = [(q, depth, ff, fl, 1 + 2 * ((depth + ff + fl) % 2))
+                   for q in (2, 4) for depth in (1, 2, 3) for ff, fl in FLAGS if not (ff and fl and depth == 1)]
+
+
+@pytest.mark.parametrize("q,depth,fix_first,fix_last,channels", EVEN_SAME_CASES)
+def test_even_filter_same_padding_against_naive(q, depth, fix_first, fix_last, channels):
+    rng = np.random.default_rng(1000 + 100 * q + 10 * depth + fix_first + 2 * fix_last)
+    shape = (4, 5) if q == 2 else (5, 4)
+    X = rng.standard_normal((3, *shape, channels))
+    Y = rng.standard_normal((2, *shape, channels))
+    kw = dict(depth=depth, filter_size=q, padding="same", fix_first=fix_first, fix_last=fix_last)
+    args = (depth, q, "same", fix_first, fix_last)
+    assert _rel_err(cntk_kernel(X, Y, **kw), cntk_matrix_naive(X, Y, *args)) <= RTOL
+    assert _rel_err(cntk_kernel(X, **kw), cntk_matrix_naive(X, X, *args)) <= RTOL
 
 
 @pytest.mark.parametrize("q,depth,padding,fix_first,fix_last", CASES)
@@ -119,7 +160,8 @@ def test_against_naive(q, depth, padding, fix_first, fix_last):
     assert _rel_err(cntk_kernel(X, **kw), cntk_matrix_naive(X, X, *args)) <= RTOL  # includes the diagonal
 
 
-@pytest.mark.parametrize("q,padding", [(1, "valid"), (2, "valid"), (3, "valid"), (3, "same"), (5, "same")])
+@pytest.mark.parametrize("q,padding", [(1, "valid"), (2, "valid"), (3, "valid"), (3, "same"), (5, "same"),
+                                       (2, "same"), (4, "same")])
 def test_normalisers_against_naive(q, padding):
     rng = np.random.default_rng(9)
     X = rng.standard_normal((2, 8, 7, 2)).astype(np.float32)
@@ -172,7 +214,8 @@ def test_result_does_not_depend_on_thread_count():
 
 
 # ------------------------------------------------------------------------------------------ polynomial path
-@pytest.mark.parametrize("padding,q,depth", [("valid", 2, 3), ("same", 3, 2), ("valid", 3, 2)])
+@pytest.mark.parametrize("padding,q,depth", [("valid", 2, 3), ("same", 3, 2), ("valid", 3, 2), ("same", 2, 2),
+                                             ("same", 4, 2)])
 def test_polynomials_against_naive(padding, q, depth):
     rng = np.random.default_rng(6)
     side = depth * (q - 1) + 2 if padding == "valid" else 4
@@ -216,7 +259,7 @@ def test_taylor_truncations_converge_to_the_exact_kernel():
 @st.composite
 def image_problems(draw):
     q = draw(st.sampled_from([1, 2, 3]))
-    padding = draw(st.sampled_from(["valid", "same"])) if q % 2 else "valid"
+    padding = draw(st.sampled_from(["valid", "same"]))
     depth = draw(st.integers(1, 3))
     ff, fl = draw(st.sampled_from(FLAGS))
     if ff and fl and depth == 1:
@@ -292,7 +335,6 @@ GOOD = np.ones((2, 5, 5, 1))
     (GOOD, dict(depth=0), "depth must be an integer >= 1"),
     (GOOD, dict(depth=2.0), "depth must be an integer"),
     (GOOD, dict(filter_size=0), "filter_size must be an integer >= 1"),
-    (GOOD, dict(filter_size=2, padding="same"), "odd filter_size"),
     (GOOD, dict(padding="full"), "padding must be 'valid' or 'same'"),
     (GOOD, dict(depth=3, filter_size=3), "smaller than the receptive field"),
     (GOOD, dict(depth=1, fix_first=True, fix_last=True), "identically zero"),

@@ -24,6 +24,9 @@ def test_grids_and_offsets():
     assert cntk_grid_sizes(9, 7, 2, 3, "valid") == [(9, 7), (7, 5), (5, 3)]
     assert cntk_grid_sizes(9, 7, 2, 3, "same") == [(9, 7)] * 3
     assert patch_offset(3, "valid") == 0 and patch_offset(5, "same") == -2 and patch_offset(1, "same") == 0
+    # even q, 'same': (q-1)//2 zeros before, q//2 after
+    assert patch_offset(2, "same") == 0 and patch_offset(4, "same") == -1 and patch_offset(6, "same") == -2
+    assert cntk_grid_sizes(9, 7, 2, 4, "same") == [(9, 7)] * 3
     dims, off = grid_geometry(6, 6, 2, 3, "valid")
     assert dims.dtype == np.int64 and dims.tolist() == [[6, 6], [4, 4], [2, 2]] and off == 0
 
@@ -31,7 +34,7 @@ def test_grids_and_offsets():
 def test_patch_sum_is_the_zero_padded_window_sum():
     rng = np.random.default_rng(0)
     src = rng.random((5, 4))
-    for q, padding in ((3, "same"), (2, "valid"), (3, "valid"), (1, "same")):
+    for q, padding in ((3, "same"), (2, "valid"), (3, "valid"), (1, "same"), (2, "same"), (4, "same")):
         off = patch_offset(q, padding)
         ho, wo = cntk_grid_sizes(5, 4, 1, q, padding)[1]
         out = np.zeros(ho * wo)
@@ -43,7 +46,24 @@ def test_patch_sum_is_the_zero_padded_window_sum():
         np.testing.assert_allclose(out.reshape(ho, wo), 0.5 * ref, rtol=1e-14)
 
 
-@pytest.mark.parametrize("padding,q", [("valid", 3), ("same", 3), ("valid", 2), ("same", 1)])
+@pytest.mark.parametrize("q", [2, 4])
+def test_same_padding_of_even_filters_is_one_zero_more_after(q):
+    """'same' with even q: output pixel p reads input pixels p - (q-1)//2 .. p + q//2 (TensorFlow / JAX 'SAME'),
+    so a single non-zero pixel (i0, j0) reaches N_0 exactly at rows i0 - q//2 .. i0 + (q-1)//2 (likewise
+    columns), clipped to the grid."""
+    i0, j0 = 3, 1
+    x = np.zeros((1, 7, 6, 1))
+    x[0, i0, j0, 0] = 2.0
+    N0 = cntk_normalisers(x, depth=1, filter_size=q, padding="same")[0][0]
+    rows = [i for i in range(7) if i0 - q // 2 <= i <= i0 + (q - 1) // 2]
+    cols = [j for j in range(6) if j0 - q // 2 <= j <= j0 + (q - 1) // 2]
+    expected = np.zeros((7, 6))
+    expected[np.ix_(rows, cols)] = 4.0
+    np.testing.assert_array_equal(N0, expected)
+
+
+@pytest.mark.parametrize("padding,q", [("valid", 3), ("same", 3), ("valid", 2), ("same", 1), ("same", 2),
+                                       ("same", 4)])
 def test_normalisers_match_naive(padding, q):
     X = np.random.default_rng(1).random((2, 7, 6, 2))
     L = 2
@@ -60,8 +80,8 @@ def test_normalisers_match_naive(padding, q):
 
 
 def test_validation():
-    with pytest.raises(ValueError, match="odd filter_size"):
-        check_architecture(2, 2, "same")
+    # even filters with 'same' are accepted (asymmetric 'SAME' alignment, see test_same_padding_of_even_filters...)
+    assert check_architecture(2, 2, "same") == (2, 2) and check_architecture(3, 4, "same") == (3, 4)
     with pytest.raises(ValueError, match="padding must be"):
         check_architecture(2, 3, "full")
     with pytest.raises(ValueError, match="depth must be"):

@@ -32,7 +32,8 @@ def _recursion(X1, X2, k0=None, k1=None, **arch):
 
 
 @pytest.mark.parametrize("padding,q,L,ff,fl", [("valid", 2, 3, True, True), ("valid", 3, 2, False, True),
-                                               ("same", 3, 2, True, False), ("same", 1, 2, False, False)])
+                                               ("same", 3, 2, True, False), ("same", 1, 2, False, False),
+                                               ("same", 2, 2, False, True), ("same", 4, 3, False, False)])
 def test_recursion_matches_the_exact_kernel(padding, q, L, ff, fl):
     """The plain 4-d recursion is the CNTK-GAP of cntk_kernel (and of the naive loops) to rounding."""
     X = np.random.default_rng(0).standard_normal((3, 6, 5, 2))

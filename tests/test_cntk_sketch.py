@@ -59,6 +59,11 @@ def _naive_cases():
                     q = 2 if (padding == "valid" and L == 3) else 3
                     cases.append((padding, L, q, ff, fl, ("countsketch", "srht")[k % 2], (k // 2) % 2 == 0,
                                   1 + k % 3))
+    # even filters with 'same' (asymmetric padding, one zero more after than before): q = 2 and 4 at each depth
+    for L in (1, 2, 3):
+        for q, (ff, fl) in ((2, (False, L == 2)), (4, (L != 1, False))):
+            k = len(cases)
+            cases.append(("same", L, q, ff, fl, ("countsketch", "srht")[k % 2], (k // 2) % 2 == 0, 1 + k % 3))
     return cases
 
 
@@ -238,8 +243,6 @@ def test_patch_sketch_choices_agree_in_expectation(patch_sketch):
 def test_positive_homogeneity(seed, c, q, padding, ff):
     """Every step is positively 1-homogeneous in the image (u is scale free, g and P scale with |x|), like the
     CNTK itself: features(c x) = c features(x) for c > 0, up to rounding."""
-    if padding == "same" and q % 2 == 0:
-        q += 1
     X = _images(2, 5, 6, 2, seed % 1000)
     sk = CNTKSketch(depth=2, n_components=40, filter_size=q, padding=padding, degree=2, pixel_dim=16,
                     fix_first=ff, seed=seed).fit(X)
@@ -265,8 +268,9 @@ def test_errors():
         CNTKSketch(depth=3, filter_size=3).fit(_images(1, 9, 4, 1, 0))
     with pytest.raises(ValueError, match="no trainable layer"):
         CNTKSketch(depth=1).fit(X)
-    with pytest.raises(ValueError, match="odd filter_size"):
-        CNTKSketch(depth=2, filter_size=2, padding="same").fit(X)
+    # even filters with 'same' are accepted (matched against the naive reference in test_matches_naive_reference)
+    assert CNTKSketch(depth=2, n_components=16, filter_size=2, padding="same", pixel_dim=8, degree=2,
+                      seed=0).fit(X).transform(X).shape == (2, 16)
     with pytest.raises(ValueError, match="padding"):
         CNTKSketch(depth=2, padding="full").fit(X)
     with pytest.raises(ValueError, match="patch_sketch"):

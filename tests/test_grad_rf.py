@@ -23,9 +23,9 @@ def cnn_forward(x, filters, v, q, padding):
     w = v.size
     a = x
     for h, F in enumerate(filters):
-        if padding == "same":
-            p = (q - 1) // 2
-            a = np.pad(a, ((p, p), (p, p), (0, 0)))
+        if padding == "same":  # (q-1)//2 zeros before, q//2 after (one more after for even q)
+            pb, pa = (q - 1) // 2, q // 2
+            a = np.pad(a, ((pb, pa), (pb, pa), (0, 0)))
         Ho, Wo = a.shape[0] - q + 1, a.shape[1] - q + 1
         g = np.zeros((Ho, Wo, w))
         for i in range(Ho):
@@ -69,18 +69,32 @@ def test_fc_features_are_the_parameter_gradient(depth):
         np.testing.assert_allclose(F[r], num, rtol=1e-6, atol=1e-8)
 
 
-@pytest.mark.parametrize("padding, fix_first, fix_last", [("valid", False, False), ("same", False, False),
-                                                         ("valid", True, False), ("valid", False, True)])
-def test_cnn_features_are_the_parameter_gradient(padding, fix_first, fix_last):
+@pytest.mark.parametrize("padding, q, fix_first, fix_last", [("valid", 3, False, False), ("same", 3, False, False),
+                                                            ("valid", 3, True, False), ("valid", 3, False, True),
+                                                            ("same", 2, False, False), ("same", 4, False, True)])
+def test_cnn_features_are_the_parameter_gradient(padding, q, fix_first, fix_last):
     rng = np.random.default_rng(3)
     X = rng.standard_normal((2, 5, 6, 2))
-    fm = CNNGradRF(2, width=3, filter_size=3, padding=padding, fix_first=fix_first, fix_last=fix_last,
+    fm = CNNGradRF(2, width=3, filter_size=q, padding=padding, fix_first=fix_first, fix_last=fix_last,
                    seed=4).fit(X)
     F = fm.transform(X)
     params = ([] if fix_first else [fm.filters_[0]]) + fm.filters_[1:] + ([] if fix_last else [fm.readout_])
     for r in range(X.shape[0]):
-        num = central_differences(lambda: cnn_forward(X[r], fm.filters_, fm.readout_, 3, padding), params)
+        num = central_differences(lambda: cnn_forward(X[r], fm.filters_, fm.readout_, q, padding), params)
         np.testing.assert_allclose(F[r], num, rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("q", [2, 3, 4])
+def test_cnn_one_same_layer_is_a_valid_layer_on_padded_images(q):
+    """Depth 1: the 'same' network on x is the 'valid' network on x zero-padded by (q-1)//2 before and q//2
+    after, with the same filters (their shapes do not depend on the image size), so the gradients agree; this
+    is the alignment of cntk_kernel's 'same' (tests/test_cntk_exact.py checks the same identity)."""
+    X = np.random.default_rng(5).standard_normal((3, 4, 5, 2))
+    pad = ((0, 0), ((q - 1) // 2, q // 2), ((q - 1) // 2, q // 2), (0, 0))
+    same = CNNGradRF(1, width=6, filter_size=q, padding="same", seed=7).fit(X)
+    valid = CNNGradRF(1, width=6, filter_size=q, padding="valid", seed=7).fit(np.pad(X, pad))
+    np.testing.assert_array_equal(same.filters_[0], valid.filters_[0])
+    np.testing.assert_allclose(same.transform(X), valid.transform(np.pad(X, pad)), rtol=1e-13, atol=1e-15)
 
 
 # ------------------------------------------------------------------------------- convergence rate
@@ -216,7 +230,7 @@ def test_input_errors():
         CNNGradRF(1, fix_first=True, fix_last=True).fit((5, 5, 1))
     with pytest.raises(ValueError, match="receptive field"):
         CNNGradRF(3, filter_size=3).fit((6, 6, 1))
-    with pytest.raises(ValueError, match="odd filter_size"):
-        CNNGradRF(2, filter_size=2, padding="same").fit((6, 6, 1))
+    # even filters with 'same' are accepted (test_cnn_features_are_the_parameter_gradient checks their gradients)
+    assert CNNGradRF(2, 100, filter_size=2, padding="same").fit((6, 6, 1)).grid_sizes_ == [(6, 6)] * 3
     with pytest.raises(ValueError, match="shape"):
         CNNGradRF(2, 100).fit((8, 8, 1)).transform(np.ones((1, 7, 8, 1)))

@@ -637,7 +637,7 @@ class CNTKSketch(TransformerMixin, BaseEstimator):
     filter_size : int, default 3
         Side q of the square filters.
     padding : {'valid', 'same'}
-        As in the exact kernel ('same' needs an odd filter_size).
+        As in the exact kernel ('same' with an even filter_size pads one zero more after than before).
     degree : int, default 5
         Degree p >= 1 of the polynomials; the cost per pixel grows about linearly with it.  The polynomials'
         error is a floor under the sketch's: with the default 'data' polynomials on Fashion-MNIST (L = 3, q = 4,

@@ -255,7 +255,7 @@ class CNNGradRF(TransformerMixin, BaseEstimator):
     filter_size : int, default 3
         Side q of the square filters (stride 1).
     padding : {'valid', 'same'}, default 'valid'
-        As in :func:`ntk_sketch.kernels.cntk_exact.cntk_kernel` ('same' needs an odd q).
+        As in :func:`ntk_sketch.kernels.cntk_exact.cntk_kernel` ('same': (q-1)//2 zeros before, q//2 after).
     width : int, optional
         Use this width instead of deriving it from ``n_components``.
     fix_first, fix_last : bool, default False
@@ -296,9 +296,6 @@ class CNNGradRF(TransformerMixin, BaseEstimator):
         q = check_positive_int(self.filter_size, "filter_size")
         if self.padding not in ("valid", "same"):
             raise ValueError(f"padding must be 'valid' or 'same'; got {self.padding!r}.")
-        if self.padding == "same" and q % 2 == 0:
-            raise ValueError(f"padding='same' needs an odd filter_size; got filter_size={q}. Use an odd "
-                             "filter_size or padding='valid'.")
         ff = check_bool(self.fix_first, "fix_first")
         fl = check_bool(self.fix_last, "fix_last")
         if ff and fl and L == 1:
@@ -365,7 +362,8 @@ class CNNGradRF(TransformerMixin, BaseEstimator):
         L, q, ff, fl = self._config
         w = self.width_
         c = dtype.type(np.sqrt(2.0) / (q * np.sqrt(w)))
-        pad = (q - 1) // 2 if self.padding == "same" else 0
+        # 'same': (q-1)//2 zeros before and q//2 after (one more after for even q, as cntk_geometry.patch_offset)
+        pb, pa = ((q - 1) // 2, q // 2) if self.padding == "same" else (0, 0)
         n = X.shape[0]
         out = np.empty((n, self.n_features_out_), dtype=dtype)
         sizes = [Ws[h].size for h in range(L)]
@@ -375,8 +373,8 @@ class CNNGradRF(TransformerMixin, BaseEstimator):
             B = a.shape[0]
             patches, gs, in_shapes = [], [], []
             for h in range(L):
-                if pad:
-                    a = np.pad(a, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+                if pb or pa:
+                    a = np.pad(a, ((0, 0), (pb, pa), (pb, pa), (0, 0)))
                 in_shapes.append(a.shape)
                 P = _patches(a, q)
                 g = (P.reshape(-1, P.shape[2]) @ Ws[h]).reshape(B, -1, w)       # (B, pixels, w), one 2-d GEMM
@@ -401,8 +399,8 @@ class CNNGradRF(TransformerMixin, BaseEstimator):
                     # 2-d product with a contiguous W^T: numpy's stacked (3-d @ transposed 2-d) path is ~10x slower
                     back = (c * delta).reshape(-1, w) @ Wts[h]
                     da = _unpatch(back.reshape(B, -1, Wts[h].shape[1]), in_shapes[h], q)
-                    if pad:
-                        da = da[:, pad:-pad, pad:-pad, :]
+                    if pb or pa:
+                        da = da[:, pb:da.shape[1] - pa, pb:da.shape[2] - pa, :]
                     delta = da.reshape(B, -1, w) * (gs[h - 1] > 0)
         return out
 

@@ -21,8 +21,9 @@ How it is computed (cost O(L q P^2) per pair of images, P pixels; memory O(P^2) 
   produced, then a row pass ``sum_a`` that adds whole blocks along a block diagonal ``i' - i``.  That is
   ``2q`` additions per entry instead of ``q^2``.  Each layer sweeps the block diagonals, keeping the last q
   column-passed blocks in a small ring buffer, and writes S_h and P_h over S_{h-1} and P_{h-1} in place.
-* Block layout: 'same' stores rows with (q-1)/2 zero columns on each side (and the G block sits inside zero
-  margins), so zero padding needs no bounds checks; padding columns have zero normalisers, which makes G and
+* Block layout: 'same' stores rows with c = (q-1)//2 zero columns before and q-1-c after (c + 1 for even q,
+  the asymmetric 'SAME' alignment; see cntk_geometry.patch_offset), and the G block sits inside zero margins,
+  so zero padding needs no bounds checks; padding columns have zero normalisers, which makes G and
   the masked Gdot (Gdot is taken as 0 where a patch is zero; P is 0 there anyway) exactly 0 there.  'valid'
   blocks are compact with the row stride of their own grid; the flat column pass leaves finite garbage in
   the columns beyond the next grid's width, which the row pass drops while compacting.
@@ -77,13 +78,23 @@ def _horner(c, a):
 
 
 @numba.njit(cache=True)
+def _row_stride(dims, q):
+    """Row stride ws of the pair layout: W0 + q - 1 for 'same' (c = (q-1)//2 zero columns before the W0 pixel
+    columns, q - 1 - c after), W0 for 'valid' (compact).  'same' is recognised by a grid that keeps its width;
+    with q = 1 the two layouts coincide."""
+    w0 = dims[0, 1]
+    return w0 + q - 1 if dims[1, 1] == w0 else w0
+
+
+@numba.njit(cache=True)
 def _column_pass(g, ws, out, o, rows_out, q):
     """Column pass of one block: out[o + k] = sum_{b<q} g[k + b*(ws+1)], k < rows_out*ws.
 
     Blocks have row stride ``ws``; shifting both column indices j, j' by the same b is a flat shift by
     b*(ws+1), so this is q long vectorised loops.  For 'valid', ``g`` is the block itself; for 'same', it is
-    the block placed after c zero rows and c zero entries, with c zero columns on each side of every row
-    (ws = W0 + 2c) and c zero rows after it, so that the zero padding needs no bounds checks.  Output
+    the block placed after c zero rows and c zero entries (c = (q-1)//2), with c zero columns before and
+    q - 1 - c after every row (ws = W0 + q - 1) and q - 1 - c zero rows after it, so that the zero padding needs
+    no bounds checks.  Output
     columns that are not pixels of the next layer come out as finite garbage that _emit drops ('valid') or
     the next layer masks with zero normalisers ('same' padding columns).
     """
@@ -157,7 +168,7 @@ def _all_normalisers(X, dims, q, off, n_layers):
     """
     n, h0, w0, _ = X.shape
     coff = -off
-    ws = w0 + 2 * coff
+    ws = _row_stride(dims, q)
     sqrt_n = np.zeros((n, n_layers, h0 * ws))
     rsqrt_n = np.zeros((n, n_layers, h0 * ws))
     for a in prange(n):
@@ -298,10 +309,10 @@ def _cntk_pair(xt, yt, sqx, rsx, sqy, rsy, dims, q, off, inv_q2, fix_first, fix_
 
     ``xt``, ``yt``: the images channel-major (C, H0, W0).  Every 4-d array (S_h, P_h; the ring buffers r1, r2
     of column-passed blocks) is laid out as blocks (i, i') at (i*H0 + i')*W0*ws, entry (j, j') of a block at
-    j*st + coff + j': for 'same', row stride st = ws = W0 + 2c and column offset coff = c (c = (q-1)/2 zero
-    columns on each side, masked by zero normalisers); for 'valid', ws = W0, coff = 0 and st = the width of
-    the layer's grid (compact blocks; the ring keeps the stride of the layer it came from).  So every inner
-    loop is long, flat and branch-free.  ``g``, ``m``: one block of G_h and of
+    j*st + coff + j': for 'same', row stride st = ws = W0 + q - 1 and column offset coff = c (c = (q-1)//2
+    zero columns before the pixels and q - 1 - c after, masked by zero normalisers); for 'valid', ws = W0,
+    coff = 0 and st = the width of the layer's grid (compact blocks; the ring keeps the stride of the layer it
+    came from).  So every inner loop is long, flat and branch-free.  ``g``, ``m``: one block of G_h and of
     P_{h-1} Gdot_h + G_h, placed at ``goff`` inside zero margins ('same'); ``xs``, ``xr``, ``ys``, ``yr``:
     the current layer's expanded normalisers; ``xe``, ``ye``: the same expansion of the pixels.
     """
@@ -309,9 +320,9 @@ def _cntk_pair(xt, yt, sqx, rsx, sqy, rsy, dims, q, off, inv_q2, fix_first, fix_
     coff = -off
     n_layers = sqx.shape[0]
     nc, h0, w0 = xt.shape
-    ws = w0 + 2 * coff
+    ws = _row_stride(dims, q)
     nb = w0 * ws
-    goff = coff * ws + coff
+    goff = coff * ws + coff  # = -off (ws + 1): undoes the flat shift of the first patch offset (off, off)
     h1, w1 = dims[1, 0], dims[1, 1]
     # The patch sum's row pass adds column-passed blocks (i+a, i'+a): along each block diagonal d = i' - i.
     # So every layer sweeps the diagonals, keeps the last q column-passed blocks in the small ring buffers
@@ -319,7 +330,7 @@ def _cntk_pair(xt, yt, sqx, rsx, sqy, rsy, dims, q, off, inv_q2, fix_first, fix_
     # needs S_{h-1}, P_{h-1} at positions <= o + q - 1 + off, all read already, so S_h and P_h overwrite
     # S_{h-1} and P_{h-1} in place and no n-independent P^2 temporary is needed beyond s and pm.
     a_max = q - 1 + off  # last source offset
-    same = coff > 0 or q == 1
+    same = ws > w0 or q == 1  # 'same' layout (q = 1: both layouts coincide)
     st1 = ws if same else w1  # row stride of the blocks of S_0 ('valid' blocks are compacted as they shrink)
     # ---- input layer: G0 block by block (no 1/q^2 on this layer), as flat products of x's pixel (i, j)
     # repeated along a block row (xe) and y's row i' tiled down the block (ye, zero on padding columns).
@@ -440,10 +451,11 @@ def _cntk_pairs(X1t, X2t, sq1, rs1, sq2, rs2, symmetric, dims, q, off, inv_q2, f
     n1, n2 = K.shape
     n_pairs = n1 * (n1 + 1) // 2 if symmetric else n1 * n2
     h0, w0 = dims[0, 0], dims[0, 1]
-    coff = -off
-    ws = w0 + 2 * coff
+    ws = _row_stride(dims, q)
     size = h0 * h0 * w0 * ws
-    size_g = (w0 + 2 * coff) * ws + q + 2  # block + zero margins + slack read by the last shifts
+    # block + zero margins ('same': c rows before, q - 1 - c after, W0 + q - 1 = ws rows in all) + slack read by
+    # the last shifts ('valid': ws = W0 rows)
+    size_g = ws * ws + q + 2
     for c in prange(n_chunks):
         start = (c * n_pairs) // n_chunks
         stop = ((c + 1) * n_pairs) // n_chunks
@@ -524,7 +536,8 @@ def cntk_kernel(X1, X2=None, *, depth, filter_size=3, padding="valid", fix_first
     padding : {'valid', 'same'}
         'valid' (the paper's choice, default): no padding, each layer shrinks each side by q - 1, so the
         images must be at least ``depth (q - 1) + 1`` pixels on each side.  'same': zero padding of
-        (q - 1)/2 on each side (q must be odd), the grid keeps its size and the 1/q^2 stays at the border.
+        (q - 1)//2 before and q//2 after (symmetric for odd q; for even q the asymmetric 'SAME' alignment of
+        TensorFlow / JAX and neural-tangents), the grid keeps its size and the 1/q^2 stays at the border.
     fix_first, fix_last : bool
         Whether the first / last layer is fixed (not trained): ``P_0 = 0`` instead of ``S_0``, and the final
         average is over ``P_{L-1} Gdot_L`` instead of ``P_{L-1} Gdot_L + G_L``.  Both True (default) is the

@@ -3,13 +3,15 @@
 Everything here depends on the architecture and on one image at a time, never on a pair of images:
 
 * **Grids.**  Layer h = 1..L maps grid h-1 to grid h.  'valid' (no padding) shrinks each side by q - 1;
-  'same' (zero padding of (q-1)/2 on each side, q odd) keeps it.  :func:`cntk_grid_sizes` lists
+  'same' (zero padding of (q-1)//2 before and q//2 after, the usual 'SAME' alignment; symmetric for odd q)
+  keeps it.  :func:`cntk_grid_sizes` lists
   ``[(H_0, W_0), ..., (H_L, W_L)]`` and :func:`check_receptive_field` rejects images smaller than the receptive
   field ``L (q - 1) + 1`` of L 'valid' layers.
 * **Patches.**  Output pixel (i, j) reads the q x q input pixels (i + a + off, j + b + off), a, b = 0..q-1,
-  with the first patch offset ``off = 0`` ('valid') or ``-(q-1)/2`` ('same', :func:`patch_offset`); pixels
-  outside the input grid are zero.  The patch offsets are numbered t = a q + b (row-major), which is also the
-  order of the q^2-fold concatenations of CNTKSketch.
+  with the first patch offset ``off = 0`` ('valid') or ``-((q-1)//2)`` ('same', :func:`patch_offset`: centred
+  for odd q, one pixel more after than before for even q); pixels outside the input grid are zero.  The
+  patch offsets are numbered t = a q + b (row-major), which is also the order of the q^2-fold concatenations
+  of CNTKSketch.
 * **Patch sum** of a per-pixel quantity v: ``(scale * sum_{a, b} v[i+a+off, j+b+off])``, computed in one fixed
   order (:func:`_patch_sum`): a column pass over b for every input row, then a row pass over a, then the scale.
   The exact kernel's pair recursion sums in the same order on its pixel diagonal, so its ``S_h[p, p](x, x)``
@@ -59,19 +61,21 @@ def cntk_grid_sizes(height, width, depth, filter_size, padding):
 
 
 def patch_offset(filter_size, padding):
-    """First patch offset: 0 for 'valid' (patches start at the pixel), ``-(q-1)/2`` for 'same' (centred)."""
+    """First patch offset: 0 for 'valid' (patches start at the pixel), ``-((q-1)//2)`` for 'same'.
+
+    For 'same' the patch of output pixel p covers input pixels ``p - (q-1)//2 .. p + q//2``: centred for odd q,
+    and for even q the asymmetric 'SAME' alignment of TensorFlow / JAX (and neural-tangents), whose zero padding
+    is (q-1)//2 before and q//2 after.
+    """
     return -((filter_size - 1) // 2) if padding == "same" else 0
 
 
 def check_architecture(depth, filter_size, padding):
-    """Validate ``depth`` >= 1, ``filter_size`` >= 1 and ``padding`` ('same' needs an odd filter_size)."""
+    """Validate ``depth`` >= 1, ``filter_size`` >= 1 and ``padding`` (any q for both; see :func:`patch_offset`)."""
     depth = check_positive_int(depth, "depth")
     q = check_positive_int(filter_size, "filter_size")
     if padding not in ("valid", "same"):
         raise ValueError(f"padding must be 'valid' or 'same'; got {padding!r}.")
-    if padding == "same" and q % 2 == 0:
-        raise ValueError(f"padding='same' needs an odd filter_size (symmetric zero padding); got filter_size={q}. "
-                         "Use an odd filter_size or padding='valid'.")
     return depth, q
 
 
