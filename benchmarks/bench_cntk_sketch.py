@@ -18,6 +18,9 @@ Example (the figures of the closing note)::
 
     python benchmarks/bench_cntk_sketch.py --threads 2
     python benchmarks/bench_cntk_sketch.py --threads 2 --filter-size 4
+    # the default against the previous default (degree 5 'fit' polynomials, pixel_dim 256), in one run:
+    python benchmarks/bench_cntk_sketch.py --threads 2 --filter-size 4 --n-error 100 --m 4096 16384 --seeds 5 \
+        --skip-speed --versus degree=5,pixel_dim=256,polynomial=fit
 """
 from __future__ import annotations
 

@@ -110,7 +110,8 @@ def default_pixel_dim(n_components):
     m^-0.31 over m = 16..1024 in proofs_check --quick, against m^-0.61 at 256).  Beyond d = 1024 the degree-5
     polynomials' floor dominates: on Fashion-MNIST (L = 3, q = 4, 100 test images, floor 0.013) the median
     error was 0.018 at m = 4096 (d = 512), 0.015 at m = 4096 with d = 1024, 0.016 at m = 16384 with d = 1024
-    and 0.017 with d = 2048 (4x slower).
+    and 0.017 with d = 2048 (4x slower); ``python benchmarks/bench_cntk_sketch.py --threads 2 --filter-size 4
+    --n-error 100 --m 4096 16384 --seeds 3 --skip-speed --pixel-dim D``.
     """
     return min(1024, max(256, int(n_components) // 8))
 
@@ -643,7 +644,9 @@ class CNTKSketch(TransformerMixin, BaseEstimator):
         error is a floor under the sketch's: with the default 'data' polynomials on Fashion-MNIST (L = 3, q = 4,
         100 test images) the polynomial CNTK is 0.021 from the exact one at degree 3, 0.013 at degree 5 and 0.011
         at degree 8 (0.055 / 0.039 / 0.024 with 'fit').  Degree 3 is about 1.5x faster and enough at m <= 4096
-        with q = 3, but at q = 4 its median sketch error was 0.032 at m = 4096 against 0.017 at degree 5.
+        with q = 3, but at q = 4 its median sketch error was 0.032 at m = 4096 against 0.017 at degree 5.  These
+        figures: ``python benchmarks/bench_cntk_sketch.py --threads 2 --filter-size 4 --n-error 100 --m 4096
+        --seeds 3 --skip-speed --degree D [--polynomial fit]`` (floor and sketch error).
     polynomial : {'data', 'fit', 'taylor'} or (P0_list, P1_list), default 'data'
         'data' (needs images in ``fit``): per-layer polynomials fitted to the exact CNTK-GAP on
         ``polynomial_images`` of the images given to ``fit``, each layer on the cosines it actually sees and the
