@@ -115,7 +115,7 @@ def test_data_polynomials_beat_the_interval_fit_on_held_out_images(padding, q, L
     assert err_d < 0.5 * err_f
 
 
-def test_zero_images_are_refused_and_sampled_deterministically():
+def test_zero_images_and_a_bad_sample_size_are_refused():
     with pytest.raises(ValueError, match="zero images"):
         cntk_data_polynomials(np.zeros((3, 6, 6, 1)), depth=2, degree=2, filter_size=2)
     with pytest.raises(ValueError, match="n_images"):

@@ -659,7 +659,7 @@ class CNTKSketch(TransformerMixin, BaseEstimator):
         per layer.
     polynomial_images : int, default 6
         For 'data': how many of the images given to ``fit`` (evenly spaced through them) the polynomials are
-        fitted on; the fit uses every pair of them and costs about 1-2 s per image pair at 28 x 28, L = 3.
+        fitted on; the fit uses every pair of them (21 for 6 images) and took 4.4 s at 28 x 28, L = 3, q = 4.
     fit_lower : float or None
         For 'fit' only: fit every layer on (fit_lower, 1) instead of the intervals above.  When the data's
         cosines are concentrated near 1 (natural images: Fashion-MNIST's lie mostly above 0.5) a narrower
