@@ -343,3 +343,28 @@ def cntk_sketch_naive(x, tables, q, padding="valid", fix_first=True, fix_last=Tr
     if T.compress_out:
         return srht_naive(T.out_srht.signs, T.out_srht.rows, T.out_srht.scale, T.out_srht.n_pad, total)
     return total
+
+
+def ntk_random_features_naive(rf, x):
+    """NTKRandomFeatures' map of one row x from its fitted tables, transcribed layer by layer with explicit ReLU,
+    step and Hadamard products (docs/math.md §6; no GEMM sharing, no fused kernels)."""
+    z_nngp = z_ntk = np.asarray(x, dtype=np.float64)
+    for h, (m0, m1, ms, c, k) in enumerate(rf.layer_splits_):
+        W0, W1, scale, mu = rf.W0_[h], rf.W1_[h], rf.relu_scale_[h], rf.relu_mean_[h]
+        tab = rf.tensor_tables_[h]
+        steps = np.array([1.0 if z_nngp @ W0[:, j] > 0 else 0.0 for j in range(m0)])
+        relu = np.array([max(z_nngp @ W1[:, j], 0.0) for j in range(m1)]) * scale
+        if c:
+            steps = np.sqrt(2.0 / m0) * (steps - 0.5)
+            if not k:
+                steps = np.concatenate([[np.sqrt(0.5)], steps])
+            norm = np.sqrt(np.sum(z_nngp ** 2))
+            relu = np.concatenate([[np.sqrt(2.0) * mu * norm], relu - np.sqrt(2.0 / m1) * mu * norm])
+        else:
+            steps = np.sqrt(2.0 / m0) * steps
+        parts = [relu, tensor_srht_naive(tab.signs1, tab.signs2, tab.rows1, tab.rows2, tab.scale, tab.n_pad1,
+                                         tab.n_pad2, z_ntk, steps)]
+        if k:  # the linear term: rows of the first factor's signed transform, scaled by sqrt(1/(2k))
+            parts.append(np.sqrt(0.5 / k) * srht_naive(tab.signs1, rf.linear_rows_[h], 1.0, tab.n_pad1, z_ntk))
+        z_nngp, z_ntk = relu, np.concatenate(parts)
+    return z_ntk

@@ -1,7 +1,8 @@
 """ntk_sketch.learn.dask_backend on a real dask.distributed.LocalCluster (2 worker processes, 1 thread each).
 
 The Dask path must give what the in-memory path gives for the same seed: the features bit for bit for the same
-rows, the ridge coefficients up to the rounding of a different summation order (bound below), the same lam,
+rows (to the rounding of a dot product for the maps built on BLAS products, whose last bit depends on a row's
+position in the call), the ridge coefficients up to the rounding of a different summation order (bound below), the same lam,
 whatever the chunking -- also when a worker is killed in the middle of a fit (Dask recomputes the blocks it
 held).  The fitted feature map must cross to each worker once per computation, not once per block.
 
@@ -63,6 +64,8 @@ def _rows(n=600, d=20, seed=0):
     return X, labels, target
 
 
+GEMM_MAPS = {"ntk_random_features", "nystrom"}  # built on BLAS products: equal to rounding (below)
+
 CHUNKINGS = {
     "one": lambda n: (n,),
     "even": lambda n: (n // 6,) * 6,
@@ -94,7 +97,14 @@ def test_transform_is_bit_for_bit_the_in_memory_one(client, name, chunking):
     got = ndb.transform(est, Xd).compute()
     shipped = _unpickles(client) - before
     assert got.dtype == expected.dtype and got.shape == expected.shape
-    assert np.array_equal(got, expected)
+    if name in GEMM_MAPS:
+        # OpenBLAS rounds a row's products differently by its position in the GEMM call (its micro-kernels treat
+        # the rows of a tile tail in another order; measured: the same row differs in the last bit at position
+        # 120 of a 128-row call and at position 20), so these maps agree to the rounding of dot products of length
+        # <= 2048 (2048 eps ~ 5e-13, relative to the features' scale), not bit for bit
+        assert np.max(np.abs(got - expected)) <= 1e-12 * np.max(np.abs(expected))
+    else:
+        assert np.array_equal(got, expected)
     # one copy of the model per worker at most (2), however many blocks (up to 6 here)
     assert shipped <= 2
 

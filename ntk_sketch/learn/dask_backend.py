@@ -18,10 +18,11 @@ scheduler of its own:
   only the grid's models travel there, only per-``lam`` counts come back.
 * ``decision_function`` / ``predict`` / ``score``: block-wise on the workers.
 
-Features of a block are never gathered on the client.  With the same seed the features are bit for bit those
-of ``estimator.transform`` on the same rows (every feature map here is row-wise and its per-row result does not
-depend on the batch), and the ridge coefficients equal the in-memory ones up to the rounding of the summation
-order, whatever the chunking.
+Features of a block are never gathered on the client.  With the same seed the features are those of
+``estimator.transform`` on the same rows (every feature map here is row-wise): bit for bit for the maps computed
+by njit kernels (NTKSketch, CNTKSketch), to the rounding of a dot product for those built on BLAS products
+(NTKRandomFeatures, NystromFeatures: OpenBLAS rounds a row differently by its position in the GEMM call); the
+ridge coefficients equal the in-memory ones up to the rounding of the summation order, whatever the chunking.
 
 Dask is an optional dependency (``pip install 'ntk_sketch[dask]'``); this module imports it only when called.
 Arrays must be chunked by rows only: axis 0 in any number of chunks of known sizes, every other axis in one.
@@ -179,8 +180,8 @@ def transform(estimator, X):
     Returns
     -------
     dask.array.Array of shape (n, n_features), with ``X``'s row chunks; ``compute`` / ``persist`` it, or pass it
-    on to ``fit`` / ``predict`` without bringing it to the client.  Row for row, bit for bit equal to
-    ``estimator.transform`` of the same rows.
+    on to ``fit`` / ``predict`` without bringing it to the client.  Row for row equal to ``estimator.transform``
+    of the same rows: bit for bit for njit maps, to rounding for BLAS-based ones (module docstring).
     """
     _, da, _ = _dask()
     X = _check_row_chunked(X, "X")
