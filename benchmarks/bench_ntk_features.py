@@ -16,8 +16,11 @@ Methods, timed in one run on the same rows:
 * ``NTKSketch()`` - the defaults (variant 'compressed', polynomial 'data');
 * ``NTKSketch single/fit`` and ``NTKSketch layered/fit`` - the previous default single polynomial with m split
   between degrees, and the paper's Algorithm 1 (the speed of the 'single/fit' row is today's reference);
-* ``NTKRF()`` - the defaults (leverage, orthogonal, centred features), and ``NTKRF plain`` (orthogonal=False,
-  centered=False: the previous construction, the reference for speed);
+* ``NTKSketch(node='countsketch')`` - the default with CountSketch-product ("TensorSketch") internal nodes;
+* ``NTKRF()`` - the defaults (leverage sampling, orthogonal shared directions, centred features, the linear term
+  through the TensorSRHT's transform, hidden layers at least 2048 wide), ``NTKRF previous default`` (the previous
+  release's defaults, :func:`previous_ntkrf`) and ``NTKRF plain Algorithm 2`` (the same split without orthogonal
+  directions or centring: the paper's construction);
 * the Gaussian arc-cosine random-features GEMM ``sqrt(2/m) relu(X W)`` as a speed yardstick only.
 
 Accuracy: ``|F F^T - K|_F / |K|_F`` on ``--n-error`` rows (default 1000), K the exact NTK of depth L, median over
@@ -33,6 +36,9 @@ Usage::
 
     python benchmarks/bench_ntk_features.py                                   # all protocols, L = 2
     python benchmarks/bench_ntk_features.py --protocols standardised --n-error 300 --seeds 1   # quick look
+
+A last table times CSR rows of d = 65,536 at 1% and 10% density against the same rows densified (``--sparse-n``
+rows, 0 skips it; ``--sparse-m``).
 """
 from __future__ import annotations
 
@@ -109,6 +115,15 @@ class ArcCosineGEMM:
         return F
 
 
+def previous_ntkrf(m):
+    """The NTKRandomFeatures options of the previous release's defaults (one ReLU and one step GEMM per layer,
+    no linear term, hidden layers as wide as the output)."""
+    frac = 0.35 if m <= 4096 else 0.25
+    m1 = round(frac * m)  # m1 + the centring coordinate
+    return dict(relu_fraction=frac, n_step_features=(2 if m <= 4096 else 1) * m1, linear_fraction=0.0,
+                shared_directions=False, hidden_components=m)
+
+
 def methods(depth, m):
     f64, f32 = np.float64, np.float32
     return [
@@ -116,11 +131,40 @@ def methods(depth, m):
         ("NTKSketch single/fit [previous]", None, f64,
          lambda s: NTKSketch(depth, m, variant="single", polynomial="fit", seed=s)),
         ("NTKSketch layered/fit", None, f64, lambda s: NTKSketch(depth, m, variant="layered", polynomial="fit", seed=s)),
+        ("NTKSketch(node='countsketch')", None, f64, lambda s: NTKSketch(depth, m, node="countsketch", seed=s)),
         ("NTKRF() [default] (f32)", "NTKRF", f32, lambda s: NTKRandomFeatures(depth, m, seed=s)),
-        ("NTKRF plain [previous] (f32)", None, f32,
-         lambda s: NTKRandomFeatures(depth, m, orthogonal=False, centered=False, seed=s)),
+        ("NTKRF previous default (f32)", None, f32, lambda s: NTKRandomFeatures(depth, m, seed=s, **previous_ntkrf(m))),
+        ("NTKRF plain Algorithm 2 (f32)", None, f32,
+         lambda s: NTKRandomFeatures(depth, m, orthogonal=False, centered=False, seed=s, **previous_ntkrf(m))),
         ("arc-cosine GEMM yardstick (f32)", None, f32, lambda s: ArcCosineGEMM(m, s)),
     ]
+
+
+def bench_sparse(args):
+    """CSR rows of d = 65,536 at 1% and 10% density (random columns, standard normal values): rows per second of
+    ``transform`` on the CSR matrix and on the same rows densified, float64, one run each, medians of repeats."""
+    import scipy.sparse as sp
+
+    d, n, m = 65_536, args.sparse_n, args.sparse_m
+    rng = np.random.default_rng(0)
+    mats = {dens: sp.random(n, d, density=dens, format="csr", random_state=rng) for dens in (0.01, 0.1)}
+    print(f"\n== sparse rows: n = {n} CSR rows of d = {d}, m = {m}, float64 (rows/s, median of {args.repeats})")
+    print(f"{'method':28s} {'density':>8s} {'CSR rows/s':>11s} {'dense rows/s':>13s} {'CSR/dense':>10s}")
+    for name, make in [("NTKRF()", lambda: NTKRandomFeatures(2, m, seed=0)),
+                       ("NTKSketch()", lambda: NTKSketch(2, m, seed=0)),
+                       ("NTKSketch single/fit", lambda: NTKSketch(2, m, variant="single", polynomial="fit", seed=0))]:
+        fm = make().fit(mats[0.01][:64])
+        for dens, X in mats.items():
+            fm.transform(X[:16])
+            rates = []
+            for data in (X, X.toarray()):
+                times = []
+                for _ in range(args.repeats):
+                    t0 = time.perf_counter()
+                    fm.transform(data)
+                    times.append(time.perf_counter() - t0)
+                rates.append(n / float(np.median(times)))
+            print(f"{name:28s} {dens:8.0%} {rates[0]:11.0f} {rates[1]:13.0f} {rates[0] / rates[1]:10.2f}", flush=True)
 
 
 def main(argv=None):
@@ -133,6 +177,8 @@ def main(argv=None):
     parser.add_argument("--seeds", type=int, default=3, help="seeds for the median error (default 3)")
     parser.add_argument("--repeats", type=int, default=3, help="timed repeats for rows/s (default 3)")
     parser.add_argument("--only", default="", help="substring filter on method names")
+    parser.add_argument("--sparse-n", type=int, default=1000, help="CSR rows of the sparse table (0: skip it)")
+    parser.add_argument("--sparse-m", type=int, default=1024, help="feature dimension of the sparse table")
     args = parser.parse_args(argv)
     depths = [int(v) for v in args.depths.split(",")]
     ms = [int(v) for v in args.ms.split(",")]
@@ -177,6 +223,8 @@ def main(argv=None):
                     rtxt = f"{ratio:7.2f}" if ratio == ratio else f"{'':7s}"
                     print(f"{L:2d} {m:6d}  {name:34s} {err:10.4f} {rtxt} {rate:9.0f} {fit_s:7.2f} {rate / gemm:8.2f}",
                           flush=True)
+    if args.sparse_n:
+        bench_sparse(args)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"\nload average at end {load:.1f}")
 

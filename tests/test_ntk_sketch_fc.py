@@ -191,6 +191,37 @@ def test_compressed_variant_is_unbiased_for_its_polynomial(compression, depth, s
     assert np.abs(z).max() < 6, z
 
 
+@pytest.mark.parametrize("variant,depth,sparse", [("compressed", 2, False), ("compressed", 1, True),
+                                                  ("single", 2, False)])
+def test_countsketch_nodes_are_unbiased_for_the_polynomial(variant, depth, sparse):
+    """node='countsketch' (TensorSketch nodes, OSNAP leaves): the same expectation as TensorSRHT nodes.
+    300 seeds: z ~ N(0, 1) per entry; P(max of 15 |z| > 6) < 3e-8."""
+    X = _points(depth)
+    Xin = sp.csr_matrix(X) if sparse else X
+    make = lambda s: NTKSketch(depth, 97, degree=3, polynomial="taylor", variant=variant, node="countsketch",
+                               seed=s).fit(Xin)
+    sk = make(0)
+    assert sk.power_trees_ is None and sk.poly_tables_ is not None and sk.base_ == "osnap"
+    c = sk.coefficients_["K"]
+    A, scale = _cosines_and_norms(X)
+    target = scale * np.polynomial.polynomial.polyval(A, c)
+    mean, se = _mean_and_se(lambda s: make(s).transform(Xin), 300)
+    z = (mean - target)[np.triu_indices(5)] / se[np.triu_indices(5)]
+    assert np.abs(z).max() < 6, z
+
+
+def test_layered_variant_with_countsketch_nodes_is_unbiased_at_depth_one():
+    X = np.abs(_points(3))
+    make = lambda s: NTKSketch(1, 64, degree=3, polynomial="fit", variant="layered", sketch_dim=32,
+                               node="countsketch", seed=s).fit_transform(X)
+    sk = NTKSketch(1, 64, degree=3, polynomial="fit", variant="layered", seed=0).fit(X)
+    A, scale = _cosines_and_norms(X)
+    target = scale * polynomial_ntk_cosine_kernel(A, sk.coefficients_["P0"], sk.coefficients_["P1"])
+    mean, se = _mean_and_se(make, 300)
+    z = (mean - target)[np.triu_indices(5)] / se[np.triu_indices(5)]
+    assert np.abs(z).max() < 6, z  # P(false failure) < 3e-8
+
+
 def _standardised_rows(n):
     from ntk_sketch.datasets import load_bundled_fashion_mnist
 

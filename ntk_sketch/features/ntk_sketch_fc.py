@@ -67,10 +67,10 @@ from .._validation import (
     unscale_rows,
 )
 from ..kernels.polynomials import arccos_polynomials, ntk_polynomial, ntk_polynomial_for_cosines
-from ..sketches.countsketch import CountSketchTables, apply_countsketch, draw_countsketch
+from ..sketches.countsketch import _countsketch_dense_batch, draw_countsketch
 from ..sketches.polysketch import apply_polysketch, draw_polysketch, weighted_concat
-from ..sketches.srht import apply_srht, draw_srht
-from ..sketches.tensor_srht import draw_tensor_srht, tensor_srht
+from ..sketches.srht import _srht_dense_batch, apply_srht, draw_srht
+from ..sketches.tensor_srht import _tensor_srht_batch, draw_tensor_srht, tensor_srht
 
 __all__ = ["NTKSketch"]
 
@@ -129,29 +129,74 @@ def _cosine_sample(X, max_rows=400, n_bins=4000):
     return asum[keep] / wsum[keep], wsum[keep]
 
 
-def _draw_power_tree(d, m, degree, rng):
-    """Tables of a tree of independent TensorSRHTs sketching u^(degree) with identity leaves (dense u, d <= m).
+def _draw_power_trees(d, m, degrees, rng):
+    """Tables of TensorSRHT trees sketching ``u^(l)`` for every l in ``degrees``, identity leaves (dense u, d <= m).
 
-    ``tree(1)`` is the leaf u itself; ``tree(l) = TensorSRHT(tree(ceil(l/2)), tree(floor(l/2)))``.  Each node is
-    unbiased given its children and the nodes are independent, so ``E <tree(l)(u), tree(l)(v)> = <u, v>^l`` for any
-    l, without padding the tree with e1 leaves.  For dense input of dimension d <= m the leaf sketch of PolySketch
-    (docs/math.md §4) is not needed for dimension reduction, and skipping it removes its variance and its cost:
-    the first-level nodes transform vectors of length next_pow2(d) instead of next_pow2(m).
+    Degree 1 is the leaf u itself.  Degree l >= 2 is one node ``TensorSRHT(Q^ceil(l/2) u, R^floor(l/2) u)`` whose
+    left child is the sketch of degree ceil(l/2) that the other degrees use too (built once, shared) and whose right
+    child R is a fresh tree of its own (so that the two children are independent).  Each node is unbiased given its
+    children and independent of them, so ``E <Q^l u, Q^l v> = <u, v>^l`` for every l, without padding with e1
+    leaves.  Sharing the left children costs degrees 2, 3, 4 four TensorSRHTs instead of six; each degree is still
+    unbiased (only the covariance between degrees changes, which the compression's error did not show: module
+    docstring).  For dense input of dimension d <= m the leaf sketch of PolySketch (docs/math.md §4) is not needed
+    for dimension reduction, and skipping it removes its variance and its cost: the first-level nodes transform
+    vectors of length next_pow2(d) instead of next_pow2(m).
+
+    Returns ``(nodes, outputs)``: ``nodes`` a list of ``(left, right, TensorSRHTTables)`` in evaluation order, where
+    a child is -1 for u or the index of an earlier node; ``outputs[l]`` the node carrying degree l (-1 for l = 1).
     """
-    if degree == 1:
-        return None
-    left = _draw_power_tree(d, m, (degree + 1) // 2, rng)
-    right = _draw_power_tree(d, m, degree // 2, rng)
-    d_left = d if left is None else m
-    d_right = d if right is None else m
-    return (left, right, draw_tensor_srht(d_left, d_right, m, rng))
+    nodes, shared = [], {1: -1}
+
+    def width(child):
+        return d if child < 0 else m
+
+    def fresh(k):
+        # an independent tree of degree k (no node shared with anything else)
+        if k == 1:
+            return -1
+        left, right = fresh((k + 1) // 2), fresh(k // 2)
+        nodes.append((left, right, draw_tensor_srht(width(left), width(right), m, rng)))
+        return len(nodes) - 1
+
+    def sketch(k):
+        if k not in shared:
+            left = sketch((k + 1) // 2)
+            right = fresh(k // 2)
+            nodes.append((left, right, draw_tensor_srht(width(left), width(right), m, rng)))
+            shared[k] = len(nodes) - 1
+        return shared[k]
+
+    outputs = {int(l): sketch(int(l)) for l in sorted(degrees)}
+    return nodes, outputs
 
 
-def _apply_power_tree(u, tree):
-    if tree is None:
-        return u
-    left, right, node = tree
-    return tensor_srht(_apply_power_tree(u, left), _apply_power_tree(u, right), node)
+def _apply_power_trees(u, trees, into=None):
+    """``[Q^l u for l in sorted(outputs)]`` from :func:`_draw_power_trees`'s tables; u dense, rows of norm <= 1
+    (validated and scaled by the caller, so the njit kernel is called directly).  ``into``: optional list of
+    (n, width) arrays, one per degree in sorted order, that receive the sketches (views into a larger array are
+    fine); the returned list then holds those arrays."""
+    nodes, outputs = trees
+    degrees = sorted(outputs)
+    target = {outputs[l]: into[i] for i, l in enumerate(degrees)} if into is not None else {}
+    values = []
+    for k, (left, right, t) in enumerate(nodes):
+        X = u if left < 0 else values[left]
+        Y = u if right < 0 else values[right]
+        out = target.get(k)
+        if out is None:
+            out = np.empty((u.shape[0], t.rows1.shape[0]), dtype=u.dtype)
+        _tensor_srht_batch(t.signs1, t.signs2, t.rows1, t.rows2, t.scale, t.n_pad1, t.n_pad2, X, Y, out)
+        values.append(out)
+    result = []
+    for i, l in enumerate(degrees):
+        if outputs[l] >= 0:
+            result.append(values[outputs[l]])
+        elif into is not None:
+            into[i][:] = u
+            result.append(into[i])
+        else:
+            result.append(u)
+    return result
 
 
 class NTKSketch(TransformerMixin, BaseEstimator):
@@ -209,7 +254,7 @@ class NTKSketch(TransformerMixin, BaseEstimator):
 
     def __init__(self, depth=2, n_components=8192, *, degree=4, polynomial="data", variant="compressed",
                  sketch_dim=None, normalize_layers=True, base="auto", chunk_size=256, seed=None,
-                 compression="auto"):
+                 compression="auto", node="tensor_srht"):
         self.depth = depth
         self.n_components = n_components
         self.degree = degree
@@ -221,6 +266,7 @@ class NTKSketch(TransformerMixin, BaseEstimator):
         self.chunk_size = chunk_size
         self.seed = seed
         self.compression = compression
+        self.node = node
 
     def _check_params(self):
         L = check_positive_int(self.depth, "depth")
@@ -234,6 +280,8 @@ class NTKSketch(TransformerMixin, BaseEstimator):
             raise ValueError(f"compression must be 'auto', 'srht' or 'countsketch'; got {self.compression!r}.")
         if self.base not in ("auto", "osnap", "srht"):
             raise ValueError(f"base must be 'auto', 'osnap' or 'srht'; got {self.base!r}.")
+        if self.node not in ("tensor_srht", "countsketch"):
+            raise ValueError(f"node must be 'tensor_srht' or 'countsketch'; got {self.node!r}.")
         if self.variant == "single" and m - 1 < p:
             raise ValueError(f"n_components must be at least degree + 1 = {p + 1} for variant='single'; got {m}.")
         if self.variant == "compressed" and m < 2:
@@ -264,7 +312,9 @@ class NTKSketch(TransformerMixin, BaseEstimator):
         data = X.data if sp.issparse(X) else X
         first_interval = (0.0, 1.0) if data.size == 0 or data.min() >= 0 else (-1.0, 1.0)
         self.first_layer_interval_ = first_interval
-        base = self.base if self.base != "auto" else ("osnap" if sp.issparse(X) else "srht")
+        # CountSketch nodes: OSNAP leaves by default (injective hashes for d <= width: isometries, no collisions)
+        base = self.base if self.base != "auto" else (
+            "osnap" if sp.issparse(X) or self.node == "countsketch" else "srht")
         self.base_ = base
         if self.variant in ("single", "compressed") and self.polynomial == "data":
             a, w = _cosine_sample(X)
@@ -290,10 +340,10 @@ class NTKSketch(TransformerMixin, BaseEstimator):
             # PolySketch (OSNAP leaves for sparse input: input-sparsity time) for all degrees at once
             self.power_trees_ = None
             self.poly_tables_ = None
-            if sketched and not sp.issparse(X) and self.base == "auto" and d <= m_poly:
-                self.power_trees_ = [_draw_power_tree(d, m_poly, l, rng) for l in sketched]
+            if sketched and self._power_trees_apply(X, d, m_poly):
+                self.power_trees_ = _draw_power_trees(d, m_poly, sketched, rng)
             elif sketched:
-                self.poly_tables_ = draw_polysketch(d, m_poly, max(sketched), base=base, seed=rng)
+                self.poly_tables_ = draw_polysketch(d, m_poly, max(sketched), base=base, seed=rng, node=self.node)
             self.n_features_out_ = 1 + (d if self.exact_linear_ else 0) + len(sketched) * m_poly
             return self
         P0, P1 = [], []
@@ -313,7 +363,7 @@ class NTKSketch(TransformerMixin, BaseEstimator):
         for h in range(L):
             out_dim = m if h == L - 1 else ms
             tables = {
-                "poly": draw_polysketch(dim_phi, ms, p, base=base if h == 0 else "srht", seed=rng),
+                "poly": draw_polysketch(dim_phi, ms, p, base=base if h == 0 else "srht", seed=rng, node=self.node),
                 "phi": draw_srht(1 + p * ms, ms, rng),
                 "phidot": draw_srht(1 + p * ms, ms, rng),
                 "tensor": draw_tensor_srht(dim_psi, ms, ms, rng),
@@ -323,6 +373,10 @@ class NTKSketch(TransformerMixin, BaseEstimator):
             dim_phi, dim_psi = ms, out_dim
         self.n_features_out_ = m
         return self
+
+    def _power_trees_apply(self, X, d, width):
+        """TensorSRHT trees with identity leaves replace PolySketch for dense input of dimension <= width."""
+        return self.node == "tensor_srht" and not sp.issparse(X) and self.base == "auto" and d <= width
 
     def _fit_compressed(self, X, c, d, m, w, base, rng):
         """Tables of variant 'compressed' (module docstring): per-degree sketches of width w, one SRHT to m."""
@@ -342,22 +396,37 @@ class NTKSketch(TransformerMixin, BaseEstimator):
         self.poly_tables_ = None
         self.compress_tables_ = None
         m_out = m - 1 - (d if exact else 0)
+        self.compression_ = None
         if sketched:
-            if not sp.issparse(X) and self.base == "auto" and d <= w:
-                self.power_trees_ = [_draw_power_tree(d, w, l, rng) for l in sketched]
+            trees = self._power_trees_apply(X, d, w)
+            fixed = d if (trees and 1 in sketched) else 0  # degree 1 through a tree is u itself: d columns
+            n_wide = len(sketched) - (1 if fixed else 0)
+            kind = self.compression
+            if kind == "auto" and fixed + n_wide * w <= m_out:
+                # the concatenation fits in m: no compression, and each sketch as wide as the output allows
+                kind = "none"
+                w = max(w, (m_out - fixed) // n_wide) if n_wide else w
+                self.sketch_width_ = w
+                trees = self._power_trees_apply(X, d, w)
+            elif kind == "auto":
+                kind = "srht" if m <= _SRHT_COMPRESSION_MAX_M else "countsketch"
+            if trees:
+                self.power_trees_ = _draw_power_trees(d, w, sketched, rng)
                 widths = [d if l == 1 else w for l in sketched]
             else:
-                self.poly_tables_ = draw_polysketch(d, w, max(sketched), base=base, seed=rng)
+                self.poly_tables_ = draw_polysketch(d, w, max(sketched), base=base, seed=rng, node=self.node)
                 widths = [w] * len(sketched)
             self.block_widths_ = np.array(widths, dtype=np.int64)
-            kind = self.compression
-            if kind == "auto":
-                kind = "srht" if m <= _SRHT_COMPRESSION_MAX_M else "countsketch"
             self.compression_ = kind
+            weights = np.repeat(np.sqrt(c[sketched]), widths)  # sqrt(c_l) per column of the concatenation
             if kind == "srht":
                 self.compress_tables_ = draw_srht(int(sum(widths)), m_out, rng)
-            else:
+                self.compress_signs_ = self.compress_tables_.signs * weights
+            elif kind == "countsketch":
                 self.compress_tables_ = draw_countsketch(int(sum(widths)), m_out, 1, rng)
+                self.compress_signs_ = self.compress_tables_.signs * weights[:, None]
+            else:
+                m_out = int(sum(widths))
         self.n_features_out_ = 1 + (d if exact else 0) + (m_out if sketched else 0)
         return self
 
@@ -382,7 +451,7 @@ class NTKSketch(TransformerMixin, BaseEstimator):
                 F = self._transform_single(u)
             else:
                 F = self._transform_layered(u)
-            out[start:start + block.shape[0]] = F * norms[:, None].astype(X.dtype)
+            np.multiply(F, norms[:, None].astype(X.dtype), out=out[start:start + block.shape[0]])
         return unscale_rows(out, e, "X")
 
     def _transform_single(self, u):
@@ -391,8 +460,8 @@ class NTKSketch(TransformerMixin, BaseEstimator):
         if self.exact_linear_:
             parts.append(np.sqrt(c[1]) * (u.toarray() if sp.issparse(u) else u))
         if self.power_trees_ is not None:
-            for l, tree in zip(self.sketched_degrees_, self.power_trees_):
-                parts.append(np.sqrt(c[l]) * _apply_power_tree(u, tree))
+            for l, Z in zip(self.sketched_degrees_, _apply_power_trees(u, self.power_trees_)):
+                parts.append(np.sqrt(c[l]) * Z)
         elif self.poly_tables_ is not None:
             Z = apply_polysketch(u, self.poly_tables_, name="X")
             deg = self.sketched_degrees_
@@ -401,34 +470,39 @@ class NTKSketch(TransformerMixin, BaseEstimator):
 
     def _transform_compressed(self, u):
         c = self.coefficients_["K"]
-        parts = [np.full((u.shape[0], 1), np.sqrt(c[0]), dtype=u.dtype)]
+        n = u.shape[0]
+        F = np.empty((n, self.n_features_out_), dtype=u.dtype)
+        F[:, 0] = np.sqrt(c[0])
+        col = 1
         dense = u.toarray() if sp.issparse(u) else u
         if self.exact_linear_:
-            parts.append(np.sqrt(c[1]) * dense)
-        blocks = []
+            np.multiply(dense, np.sqrt(c[1]), out=F[:, 1:1 + dense.shape[1]])
+            col += dense.shape[1]
+        degrees = self.sketched_degrees_
+        if degrees.size == 0:
+            return F
+        # the degrees' sketches side by side, unweighted: the weights sqrt(c_l) are folded into the compression's
+        # signs (_fit_compressed), or applied in place when nothing is compressed
+        direct = self.compression_ == "none"
+        Z = F[:, col:] if direct else np.empty((n, int(self.block_widths_.sum())), dtype=u.dtype)
+        bounds = np.concatenate([[0], np.cumsum(self.block_widths_)])
+        blocks = [Z[:, a:b] for a, b in zip(bounds[:-1], bounds[1:])]
         if self.power_trees_ is not None:
-            for l, tree in zip(self.sketched_degrees_, self.power_trees_):
-                blocks.append(np.sqrt(c[l]) * _apply_power_tree(dense, tree))
-        elif self.poly_tables_ is not None:
-            Z = apply_polysketch(u, self.poly_tables_, name="X")
-            blocks = [np.sqrt(c[l]) * Z[:, l - 1, :] for l in self.sketched_degrees_]
-        if blocks:
-            parts.append(self._compress(blocks, u.dtype))
-        return np.hstack(parts)
-
-    def _compress(self, blocks, dtype):
-        """SRHT or CountSketch of the concatenation of ``blocks`` (already weighted), without copying for the
-        CountSketch (it is linear: the sum of the CountSketches of the blocks with their rows of the table)."""
+            _apply_power_trees(dense, self.power_trees_, into=blocks)
+        else:
+            P = apply_polysketch(u, self.poly_tables_, name="X")
+            for block, l in zip(blocks, degrees):
+                block[:] = P[:, l - 1, :]
+        if direct:
+            for block, l in zip(blocks, degrees):
+                block *= np.sqrt(c[l])
+            return F
         t = self.compress_tables_
         if self.compression_ == "srht":
-            return apply_srht(np.hstack(blocks), t)
-        out, start = None, 0
-        for B in blocks:
-            stop = start + B.shape[1]
-            part = apply_countsketch(B, CountSketchTables(t.indices[start:stop], t.signs[start:stop], t.m))
-            out = part if out is None else np.add(out, part, out=out)
-            start = stop
-        return out.astype(dtype, copy=False)
+            _srht_dense_batch(self.compress_signs_, t.rows, t.scale, t.n_pad, Z, F[:, col:])
+        else:
+            _countsketch_dense_batch(t.indices, self.compress_signs_, Z, F[:, col:])
+        return F
 
     def _transform_layered(self, u):
         phi = u
