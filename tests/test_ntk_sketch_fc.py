@@ -222,6 +222,43 @@ def test_layered_variant_with_countsketch_nodes_is_unbiased_at_depth_one():
     assert np.abs(z).max() < 6, z  # P(false failure) < 3e-8
 
 
+def test_shared_power_trees_are_unbiased_for_every_degree():
+    """_draw_power_trees shares each degree's left subtree with the lower degrees; every degree must stay unbiased
+    for <u, v>^l (the right subtree is fresh, so the node's children are independent).  400 seeds per degree:
+    z ~ N(0, 1) per entry; P(max over 6 degrees x 15 entries of |z| > 6) < 2e-7."""
+    from ntk_sketch.features.ntk_sketch_fc import _apply_power_trees, _draw_power_trees
+
+    X = _points(4)
+    U = X / np.linalg.norm(X, axis=1, keepdims=True)
+    degrees = [2, 3, 4, 5, 6, 7]
+    trees0 = _draw_power_trees(6, 16, degrees, np.random.default_rng(0))
+    assert len(trees0[0]) == 1 + 1 + 2 + 2 + 3 + 3  # one node per degree plus its fresh right subtree
+    samples = np.array([[Z @ Z.T for Z in _apply_power_trees(U, _draw_power_trees(6, 16, degrees,
+                                                                                    np.random.default_rng(s)))]
+                        for s in range(400)])
+    mean, se = samples.mean(axis=0), samples.std(axis=0, ddof=1) / math.sqrt(400)
+    iu = np.triu_indices(5)
+    for i, l in enumerate(degrees):
+        z = (mean[i] - (U @ U.T) ** l)[iu] / se[i][iu]
+        assert np.abs(z).max() < 6, (l, z)
+
+
+def test_compressed_variant_without_compression_when_the_degrees_fit():
+    """sketch_dim 40 for one sketched degree in m = 97: the sketch is widened to the 90 free columns and nothing is
+    compressed; still unbiased for the polynomial (300 seeds, P(max of 15 |z| > 6) < 3e-8)."""
+    X = _points(2)
+    make = lambda s: NTKSketch(2, 97, degree=2, polynomial="taylor", sketch_dim=40, seed=s).fit(X)
+    sk = make(0)
+    assert sk.exact_linear_ and list(sk.sketched_degrees_) == [2]
+    assert sk.compression_ == "none" and sk.sketch_width_ == 90 and sk.n_features_out_ == 97
+    c = sk.coefficients_["K"]
+    A, scale = _cosines_and_norms(X)
+    target = scale * np.polynomial.polynomial.polyval(A, c)
+    mean, se = _mean_and_se(lambda s: make(s).transform(X), 300)
+    z = (mean - target)[np.triu_indices(5)] / se[np.triu_indices(5)]
+    assert np.abs(z).max() < 6, z
+
+
 def _standardised_rows(n):
     from ntk_sketch.datasets import load_bundled_fashion_mnist
 

@@ -42,8 +42,13 @@ OSNAP leaves otherwise) and S an SRHT (m <= 2048) or a CountSketch (cheaper; abo
 is the linear block u when the variance proxy ``|G|^4 / m_out`` of the compression says it pays for its d columns.
 Unbiased for the polynomial kernel (S is unbiased given the concatenation).  Why it beats splitting m: the
 compression's variance scales with ``(P(1) - c_0)^2 / m`` for the whole polynomial, while a split gives every
-degree only m / k columns.  On the standardised Fashion-MNIST protocol (L = 2) it measured 0.086 / 0.042 / 0.030
-at m = 1024 / 4096 / 8192 against 0.208 / 0.056 / 0.048 for 'single' (benchmarks/bench_ntk_features.py).
+degree only m / k columns.  On the standardised Fashion-MNIST protocol (L = 2) it measured 0.085 / 0.043 / 0.031
+at m = 1024 / 4096 / 8192 against 0.208 / 0.060 / 0.049 for 'single' (benchmarks/bench_ntk_features.py).  When
+the sketched degrees fit in m side by side (raw pixels: the data polynomial keeps the constant, u and degree 4
+only), nothing is compressed and each degree's sketch is widened to fill the output: on raw rows 0.030 / 0.026 at
+m = 4096 / 8192 against 0.034 / 0.036 with a compression.  The trees of the degrees share their left subtrees
+(:func:`_draw_power_trees`): degrees 2, 3, 4 cost four TensorSRHTs instead of six, which with the kernels
+called directly on validated rows took m = 8192 from about 4,800 to 8,400 rows/s at the same error.
 
 Polynomials: ``'data'`` (default: a least-squares fit weighted like the Frobenius error, on the cosines of pairs of
 the rows given to ``fit``; :func:`ntk_sketch.kernels.polynomials.ntk_polynomial_for_cosines`), ``'taylor'``
@@ -207,9 +212,9 @@ class NTKSketch(TransformerMixin, BaseEstimator):
     depth : int, default 2
         Number of hidden ReLU layers L >= 1 (the kernel of :func:`ntk_sketch.kernels.ntk_exact.ntk_kernel`).
     n_components : int, default 8192
-        Output dimension m.  For ``variant='single'`` the output has at most m columns: the constant coordinate,
-        possibly the exact linear block (d columns) and one block of equal width per sketched degree
-        (``n_features_out_`` says how many).
+        Output dimension m.  For ``variant='single'``, and for 'compressed' when the sketched degrees fit side by
+        side, the output has at most m columns: the constant coordinate, possibly the exact linear block (d
+        columns) and one block of equal width per sketched degree (``n_features_out_`` says how many).
     degree : int, default 4
         Degree p of the polynomials (any p >= 1).
     polynomial : {'data', 'fit', 'taylor'}, default 'data'
@@ -224,7 +229,7 @@ class NTKSketch(TransformerMixin, BaseEstimator):
         on ``benchmarks/bench_ntk_features.py``.
     sketch_dim : int, optional
         Internal width: of each degree's sketch for 'compressed' (default ``n_components`` up to 2048, then
-        ``n_components // 2``: at m = 8192 the half width keeps 85% of the speed of the previous 'single' variant
+        ``n_components // 2``: at m = 8192 the half width runs at about the speed of the previous 'single' variant
         and is still well under the authors' error), of the PolySketch,
         phi/phidot and TensorSRHT sketches for 'layered' (default ``n_components // 2``).
     normalize_layers : bool, default True
@@ -235,6 +240,13 @@ class NTKSketch(TransformerMixin, BaseEstimator):
         Variant 'compressed': the map that compresses the weighted concatenation of the degrees' sketches to m.
         SRHT samples without replacement (lower variance); CountSketch costs one pass over the concatenation.
         'auto': SRHT for ``n_components <= 2048``, CountSketch above.
+    node : {'tensor_srht', 'countsketch'}, default 'tensor_srht'
+        Internal nodes of the degree sketches: TensorSRHT, or CountSketch products by FFT ("TensorSketch" nodes,
+        docs/math.md §10, with OSNAP leaves; :func:`ntk_sketch.sketches.polysketch.draw_polysketch`).  Measured on
+        ``benchmarks/bench_ntk_features.py`` (L = 2, 1000 rows, median of 3 seeds): at equal m CountSketch nodes
+        are more accurate on raw non-negative rows (m = 1024: 0.046 against 0.067), as accurate on standardised
+        rows (0.085 against 0.085; 0.030 against 0.031 at m = 8192), and 10-30x slower (numpy FFTs against njit
+        Hadamard transforms), so at equal time TensorSRHT nodes are far more accurate: the default.
     chunk_size : int, default 256
         Rows per block in ``transform``; working memory is O(chunk_size * degree * sketch_dim).
     seed : None, int, SeedSequence or numpy.random.Generator
