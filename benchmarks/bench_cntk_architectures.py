@@ -1,0 +1,84 @@
+"""Architecture screen within the CNTK-GAP family: test accuracy of CNTKSketch + ridge on a Fashion-MNIST subset for
+each configuration (depth, filter size, padding, fixed or free first and last layers), all timed in one run.
+
+Every configuration gets the same training and test images (the first --n-train training and the first --n-test
+test images of the full Debian Fashion-MNIST when installed, else of the bundled subset), the same feature
+dimension m (--m; pixel_dim by CNTKSketch's default rule) and the same learner (RidgeClassifier, lam chosen on a
+seeded validation split of the training rows).  Columns: accuracy, features time (fit of the map, including its
+data polynomials, plus the train and test features), ridge time.  The architectures differ in cost per image
+(depth and padding set the work per layer), so the time column is part of the comparison.
+
+    python benchmarks/bench_cntk_architectures.py                                   # the default grid, 2000/1000
+    python benchmarks/bench_cntk_architectures.py --configs "3,4,valid,1,1;5,3,same,1,1" --n-train 5000
+
+A configuration is ``depth,filter_size,padding,fix_first,fix_last`` (fix flags 1/0); --configs separates them
+with ';'.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import numpy as np
+
+from ntk_sketch import CNTKSketch, RidgeClassifier, datasets
+
+DEFAULT_GRID = ("3,3,valid,1,1;3,4,valid,1,1;3,3,same,1,1;3,4,same,1,1;3,5,same,1,1;4,3,same,1,1;5,3,same,1,1;"
+                "6,3,same,1,1;8,3,same,1,1;5,4,same,1,1;5,3,same,0,0;5,3,same,1,0")
+
+
+def load(n_train, n_test):
+    try:
+        X, y = datasets.load_fashion_mnist("train")
+        Xt, yt = datasets.load_fashion_mnist("test")
+        source = "Debian Fashion-MNIST"
+    except Exception:  # the Debian package is missing: the bundled subset
+        X, y = datasets.load_bundled_fashion_mnist("train")
+        Xt, yt = datasets.load_bundled_fashion_mnist("test")
+        source = "bundled Fashion-MNIST subset"
+    X, y, Xt, yt = X[:n_train], y[:n_train], Xt[:n_test], yt[:n_test]
+    if X.ndim == 3:
+        X, Xt = X[..., None], Xt[..., None]
+    return np.asarray(X, dtype=np.float64), y, np.asarray(Xt, dtype=np.float64), yt, source
+
+
+def features(sk, X, batch=250):
+    return np.concatenate([np.asarray(sk.transform(X[i:i + batch]), dtype=np.float32)
+                           for i in range(0, X.shape[0], batch)])
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--configs", default=DEFAULT_GRID)
+    ap.add_argument("--m", type=int, default=2048)
+    ap.add_argument("--n-train", type=int, default=2000)
+    ap.add_argument("--n-test", type=int, default=1000)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+    X, y, Xt, yt, source = load(args.n_train, args.n_test)
+    load_avg = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"{source}: {X.shape[0]} train / {Xt.shape[0]} test images, CNTKSketch m = {args.m}, seed {args.seed}; "
+          f"load average at start {load_avg:.1f}")
+    print(f"{'L':>2s} {'q':>2s} {'padding':>7s} {'fix':>5s} {'pixel_dim':>9s} {'accuracy':>9s} {'features s':>10s} "
+          f"{'ridge s':>8s}")
+    for cfg in args.configs.split(";"):
+        L, q, padding, ff, fl = cfg.split(",")
+        sk = CNTKSketch(int(L), args.m, filter_size=int(q), padding=padding, fix_first=ff == "1",
+                        fix_last=fl == "1", seed=args.seed)
+        t0 = time.perf_counter()
+        sk.fit(X)
+        F, Ft = features(sk, X), features(sk, Xt)
+        t_feat = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        clf = RidgeClassifier(seed=args.seed).fit(F, y)
+        acc = float(np.mean(clf.predict(Ft) == yt))
+        t_ridge = time.perf_counter() - t0
+        print(f"{L:>2s} {q:>2s} {padding:>7s} {ff + '/' + fl:>5s} {sk.pixel_dim_:9d} {acc:9.3f} {t_feat:10.1f} "
+              f"{t_ridge:8.1f}", flush=True)
+    load_avg = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"load average at end {load_avg:.1f}")
+
+
+if __name__ == "__main__":
+    main()
