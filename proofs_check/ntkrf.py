@@ -116,8 +116,7 @@ def run(ctx):
                 preamble=f"# {TITLE}\n\n## Additive per-entry error\n\nMedian over {n_seeds} seeds of the 95% "
                          "quantile over pairs.")
     write_table(ctx, NAME + "_spectral", ["data", "s_lam", "sampling", "m", "median spectral eps", "max eps"], rows_s,
-                preamble=f"# NTKRF L = 1 spectral eps\n\n{n_seeds_s} seeds per m; default split (relu_fraction "
-                         "0.25).")
+                preamble=f"# NTKRF L = 1 spectral eps\n\n{n_seeds_s} seeds per m; the default construction.")
 
     def draw(fig):
         ax1 = fig.add_subplot(121)
