@@ -269,7 +269,7 @@ class NTKRandomFeatures(TransformerMixin, BaseEstimator):
     ``benchmarks/bench_ntk_features.py`` (L = 2, median of 7 seeds, relative Frobenius error): at m = 1024 / 4096
     / 8192 they reach 0.115-0.119 / 0.057 / 0.045, against 0.135 / 0.065 / 0.048 for the previous defaults
     (relu_fraction 0.35 and m0 = 2 m1 up to m = 4096, no linear term, separate directions, hidden width m), at
-    1.1x / 2.5x / 1.15x their rows per second (one run of the benchmark).
+    1.1x / 2.5-2.8x / 1.15-1.7x their rows per second (two runs of the benchmark).
     sampling : {'leverage', 'gaussian'}, default 'leverage'
         How the ReLU weights are drawn (see the module docstring).
     dtype : {None, 'float32', 'float64'}
