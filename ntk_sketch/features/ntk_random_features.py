@@ -436,7 +436,7 @@ class NTKRandomFeatures(TransformerMixin, BaseEstimator):
         return self._cast_cache[key]
 
     def transform(self, X):
-        """Map rows of ``X`` (dense or CSR, float32 or float64) to features of dimension ``m1 + ms``.
+        """Map rows of ``X`` (dense or CSR, float32 or float64) to features of dimension ``m1 + c + ms``.
 
         Streams over blocks of ``chunk_size`` rows, so memory is independent of the number of rows beyond the
         output itself.
@@ -486,8 +486,6 @@ class NTKRandomFeatures(TransformerMixin, BaseEstimator):
                 else:
                     _tensor_srht_batch(*tsrht)
                 z_nngp, z_ntk = z_next[:, :m1 + c], z_next
-            if not last:
-                out[start:start + nb] = z_ntk
         return unscale_rows(out, e, "X")
 
     def fit_transform(self, X, y=None):
