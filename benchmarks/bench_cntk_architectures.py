@@ -11,8 +11,10 @@ data polynomials, plus the train and test features), ridge time.  The architectu
     python benchmarks/bench_cntk_architectures.py                                   # the default grid, 2000/1000
     python benchmarks/bench_cntk_architectures.py --configs "3,4,valid,1,1;5,3,same,1,1" --n-train 5000
 
-A configuration is ``depth,filter_size,padding,fix_first,fix_last`` (fix flags 1/0); --configs separates them
-with ';'.
+A configuration is ``depth,filter_size,padding,fix_first,fix_last[,degree[,pixel_dim]]`` (fix flags 1/0; degree
+and pixel_dim default to CNTKSketch's); --configs separates them with ';'.
+
+    python benchmarks/bench_cntk_architectures.py --configs "4,5,same,1,1;4,5,same,1,1,3"   # degree 5 against 3
 """
 from __future__ import annotations
 
@@ -60,12 +62,21 @@ def main(argv=None):
     load_avg = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"{source}: {X.shape[0]} train / {Xt.shape[0]} test images, CNTKSketch m = {args.m}, seed {args.seed}; "
           f"load average at start {load_avg:.1f}")
-    print(f"{'L':>2s} {'q':>2s} {'padding':>7s} {'fix':>5s} {'pixel_dim':>9s} {'accuracy':>9s} {'features s':>10s} "
-          f"{'ridge s':>8s}")
+    print(f"{'L':>2s} {'q':>2s} {'padding':>7s} {'fix':>5s} {'degree':>6s} {'pixel_dim':>9s} {'accuracy':>9s} "
+          f"{'features s':>10s} {'ridge s':>8s}")
     for cfg in args.configs.split(";"):
-        L, q, padding, ff, fl = cfg.split(",")
+        fields = cfg.split(",")
+        if len(fields) not in (5, 6, 7):
+            raise SystemExit(f"configuration {cfg!r}: expected depth,filter_size,padding,fix_first,fix_last"
+                             f"[,degree[,pixel_dim]]")
+        L, q, padding, ff, fl = fields[:5]
+        extra = {}
+        if len(fields) > 5:
+            extra["degree"] = int(fields[5])
+        if len(fields) > 6:
+            extra["pixel_dim"] = int(fields[6])
         sk = CNTKSketch(int(L), args.m, filter_size=int(q), padding=padding, fix_first=ff == "1",
-                        fix_last=fl == "1", seed=args.seed)
+                        fix_last=fl == "1", seed=args.seed, **extra)
         t0 = time.perf_counter()
         sk.fit(X)
         F, Ft = features(sk, X), features(sk, Xt)
@@ -74,7 +85,7 @@ def main(argv=None):
         clf = RidgeClassifier(seed=args.seed).fit(F, y)
         acc = float(np.mean(clf.predict(Ft) == yt))
         t_ridge = time.perf_counter() - t0
-        print(f"{L:>2s} {q:>2s} {padding:>7s} {ff + '/' + fl:>5s} {sk.pixel_dim_:9d} {acc:9.3f} {t_feat:10.1f} "
+        print(f"{L:>2s} {q:>2s} {padding:>7s} {ff + '/' + fl:>5s} {sk.degree:6d} {sk.pixel_dim_:9d} {acc:9.3f} {t_feat:10.1f} "
               f"{t_ridge:8.1f}", flush=True)
     load_avg = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"load average at end {load_avg:.1f}")
