@@ -85,7 +85,8 @@ def main(argv=None):
     ap.add_argument("--m", type=int, nargs="+", default=[1024, 4096, 16384])
     ap.add_argument("--degree", type=int, default=None, help="polynomial degree (default: CNTKSketch's)")
     ap.add_argument("--pixel-dim", type=int, default=None, help="per-pixel dimension (default: CNTKSketch's)")
-    ap.add_argument("--patch-sketch", default="countsketch", choices=["countsketch", "srht"])
+    ap.add_argument("--patch-sketch", default=None, choices=["signed_sum", "countsketch", "srht"],
+                    help="patch compression (default: CNTKSketch's)")
     ap.add_argument("--polynomial", default=None, choices=["data", "fit", "taylor"],
                     help="polynomials (default: CNTKSketch's); 'data' fits them on training images")
     ap.add_argument("--n-speed", type=int, default=200, help="images timed per configuration")
@@ -109,7 +110,8 @@ def main(argv=None):
         extra["degree"] = args.degree
     if args.pixel_dim is not None:
         extra["pixel_dim"] = args.pixel_dim
-    extra["patch_sketch"] = args.patch_sketch
+    if args.patch_sketch is not None:
+        extra["patch_sketch"] = args.patch_sketch
     if args.polynomial is not None:
         extra["polynomial"] = args.polynomial
     X_all, _ = load_fashion_mnist("test")

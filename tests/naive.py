@@ -249,10 +249,22 @@ def cntk_sketch_naive(x, tables, q, padding="valid", fix_first=True, fix_last=Tr
         return [grid[i + a][j + b] if 0 <= i + a < hs and 0 <= j + b < ws else np.zeros(dim)
                 for a in offsets for b in offsets]
 
-    def compress(patch, h, cat):
-        """C_h(cat): CountSketch matrix or SRHT of the patch concatenation, into R^d."""
-        if T.patch_srht:
+    def compress(patch, h, blocks, per_pixel_countsketch):
+        """C_h of the patch's blocks, into R^d: CountSketch matrix or SRHT of their concatenation, or (signed sum)
+        sum over offsets t of sum_signs[h, t] * roll(block t, sum_shifts[h, t]), each block first CountSketched
+        from its own length to d when per_pixel_countsketch (the S features' g~, coordinate 0 zeroed)."""
+        cat = np.concatenate(blocks)
+        if T.patch_mode == 1:
             return srht_naive(patch.srht_signs[h][:len(cat)], patch.srht_rows[h], patch.scale, patch.n_pad[h], cat)
+        if T.patch_mode == 2:
+            out = np.zeros(d)
+            for t, blk in enumerate(blocks):
+                if per_pixel_countsketch:
+                    S = countsketch_matrix_naive(patch.cs_index[h][:len(blk), None],
+                                                 patch.cs_signs[h][:len(blk), None], d)
+                    blk = S @ blk
+                out = out + patch.sum_signs[h, t] * np.roll(blk, patch.sum_shifts[h, t])
+            return out
         S = countsketch_matrix_naive(patch.cs_index[h][:len(cat), None], patch.cs_signs[h][:len(cat), None], d)
         return S @ cat
 
@@ -321,12 +333,11 @@ def cntk_sketch_naive(x, tables, q, padding="valid", fix_first=True, fix_last=Tr
                                       if 0 <= i + a < Hh and 0 <= j + b < Wh) / (q * q)
                 blocks = neighbours(G, i, j, T.d_g[h])
                 constants = np.array([blk[0] for blk in blocks]) / q  # carried exactly, not sketched
-                cat = np.concatenate([np.concatenate([[0.0], blk[1:]]) for blk in blocks])
-                f = np.concatenate([compress(T.patch_s, h, cat) / q, constants])
+                f = np.concatenate([compress(T.patch_s, h, [np.concatenate([[0.0], blk[1:]]) for blk in blocks], True) / q,
+                                    constants])
                 sd = N[h + 1][i, j] * p1_one  # S_{h+1}[p, p](x, x)
                 if T.d_t[h] > 0:
-                    cat = np.concatenate(neighbours(MM, i, j, T.d_t[h]))
-                    newPP[i][j] = np.concatenate([rescaled(compress(T.patch_p, h, cat) / q,
+                    newPP[i][j] = np.concatenate([rescaled(compress(T.patch_p, h, neighbours(MM, i, j, T.d_t[h]), False) / q,
                                                            math.sqrt(max(new_pdiag[i, j] - sd, 0.0))),
                                                   rescaled(f, math.sqrt(sd))])
                 else:

@@ -44,10 +44,13 @@ def _rel(A, B):
 
 
 # ------------------------------------------------------------------------------------------------ naive reference
+PATCHES = ("signed_sum", "countsketch", "srht")
+
+
 def _naive_cases():
     """Every padding, depth 1..3 and fix_first / fix_last combination (L = 1 with both fixed is rejected); the
     patch sketch, renormalisation and degree (1, 2, 3) rotate across the cases so that each value meets both
-    paddings and several depths.  'valid' at depth 3 needs q = 2 on 6 x 6 images."""
+    paddings and several depths (patch sketch and degree meet in all 9 pairs).  'valid' at depth 3 needs q = 2 on 6 x 6 images."""
     cases = []
     for padding in ("valid", "same"):
         for L in (1, 2, 3):
@@ -57,13 +60,13 @@ def _naive_cases():
                         continue
                     k = len(cases)
                     q = 2 if (padding == "valid" and L == 3) else 3
-                    cases.append((padding, L, q, ff, fl, ("countsketch", "srht")[k % 2], (k // 2) % 2 == 0,
+                    cases.append((padding, L, q, ff, fl, PATCHES[(k + k // 3) % 3], (k // 2) % 2 == 0,
                                   1 + k % 3))
     # even filters with 'same' (asymmetric padding, one zero more after than before): q = 2 and 4 at each depth
     for L in (1, 2, 3):
         for q, (ff, fl) in ((2, (False, L == 2)), (4, (L != 1, False))):
             k = len(cases)
-            cases.append(("same", L, q, ff, fl, ("countsketch", "srht")[k % 2], (k // 2) % 2 == 0, 1 + k % 3))
+            cases.append(("same", L, q, ff, fl, PATCHES[(k + k // 3) % 3], (k // 2) % 2 == 0, 1 + k % 3))
     return cases
 
 
@@ -227,7 +230,7 @@ def test_thread_count_does_not_change_results():
     np.testing.assert_array_equal(F1, F2)
 
 
-@pytest.mark.parametrize("patch_sketch", ["countsketch", "srht"])
+@pytest.mark.parametrize("patch_sketch", PATCHES)
 def test_patch_sketch_choices_agree_in_expectation(patch_sketch):
     X = _images(4, 6, 6, 1, 9)
     L = 2
