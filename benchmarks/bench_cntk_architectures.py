@@ -5,14 +5,15 @@ Every configuration gets the same training and test images (the first --n-train 
 test images of the full Debian Fashion-MNIST when installed, else of the bundled subset), the same feature
 dimension m (--m; pixel_dim by CNTKSketch's default rule) and the same learner (RidgeClassifier, lam chosen on a
 seeded validation split of the training rows).  Columns: accuracy, features time (fit of the map, including its
-data polynomials, plus the train and test features), ridge time.  The architectures differ in cost per image
+data polynomials, plus the train and test features, stored as float32), ridge time, and the process's peak
+resident memory so far (``ru_maxrss``: it only grows, so a row's figure covers the rows above it).  The architectures differ in cost per image
 (depth and padding set the work per layer), so the time column is part of the comparison.
 
     python benchmarks/bench_cntk_architectures.py                                   # the default grid, 2000/1000
     python benchmarks/bench_cntk_architectures.py --configs "3,4,valid,1,1;5,3,same,1,1" --n-train 5000
 
-A configuration is ``depth,filter_size,padding,fix_first,fix_last[,degree[,pixel_dim]]`` (fix flags 1/0; degree
-and pixel_dim default to CNTKSketch's); --configs separates them with ';'.
+A configuration is ``depth,filter_size,padding,fix_first,fix_last[,degree[,pixel_dim[,patch_sketch]]]`` (fix flags
+1/0; degree, pixel_dim and patch_sketch default to CNTKSketch's); --configs separates them with ';'.
 
     python benchmarks/bench_cntk_architectures.py --configs "4,5,same,1,1;4,5,same,1,1,3"   # degree 5 against 3
 """
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import time
 
 import numpy as np
@@ -62,19 +64,21 @@ def main(argv=None):
     load_avg = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"{source}: {X.shape[0]} train / {Xt.shape[0]} test images, CNTKSketch m = {args.m}, seed {args.seed}; "
           f"load average at start {load_avg:.1f}")
-    print(f"{'L':>2s} {'q':>2s} {'padding':>7s} {'fix':>5s} {'degree':>6s} {'pixel_dim':>9s} {'accuracy':>9s} "
-          f"{'features s':>10s} {'ridge s':>8s}")
+    print(f"{'L':>2s} {'q':>2s} {'padding':>7s} {'fix':>5s} {'degree':>6s} {'pixel_dim':>9s} {'patch':>11s} "
+          f"{'accuracy':>9s} {'features s':>10s} {'ridge s':>8s} {'peak RSS GB':>11s}")
     for cfg in args.configs.split(";"):
         fields = cfg.split(",")
-        if len(fields) not in (5, 6, 7):
+        if len(fields) not in (5, 6, 7, 8):
             raise SystemExit(f"configuration {cfg!r}: expected depth,filter_size,padding,fix_first,fix_last"
-                             f"[,degree[,pixel_dim]]")
+                             f"[,degree[,pixel_dim[,patch_sketch]]]")
         L, q, padding, ff, fl = fields[:5]
         extra = {}
         if len(fields) > 5:
             extra["degree"] = int(fields[5])
         if len(fields) > 6:
             extra["pixel_dim"] = int(fields[6])
+        if len(fields) > 7:
+            extra["patch_sketch"] = fields[7]
         sk = CNTKSketch(int(L), args.m, filter_size=int(q), padding=padding, fix_first=ff == "1",
                         fix_last=fl == "1", seed=args.seed, **extra)
         t0 = time.perf_counter()
@@ -85,8 +89,8 @@ def main(argv=None):
         clf = RidgeClassifier(seed=args.seed).fit(F, y)
         acc = float(np.mean(clf.predict(Ft) == yt))
         t_ridge = time.perf_counter() - t0
-        print(f"{L:>2s} {q:>2s} {padding:>7s} {ff + '/' + fl:>5s} {sk.degree:6d} {sk.pixel_dim_:9d} {acc:9.3f} {t_feat:10.1f} "
-              f"{t_ridge:8.1f}", flush=True)
+        print(f"{L:>2s} {q:>2s} {padding:>7s} {ff + '/' + fl:>5s} {sk.degree:6d} {sk.pixel_dim_:9d} {sk.patch_sketch:>11s} {acc:9.3f} {t_feat:10.1f} "
+              f"{t_ridge:8.1f} {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20:11.2f}", flush=True)
     load_avg = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"load average at end {load_avg:.1f}")
 
