@@ -6,8 +6,9 @@ test images of the full Debian Fashion-MNIST when installed, else of the bundled
 dimension m (--m; pixel_dim by CNTKSketch's default rule) and the same learner (RidgeClassifier, lam chosen on a
 seeded validation split of the training rows).  Columns: accuracy, features time (fit of the map, including its
 data polynomials, plus the train and test features, stored as float32), ridge time, and the process's peak
-resident memory so far (``ru_maxrss``: it only grows, so a row's figure covers the rows above it).  The architectures differ in cost per image
-(depth and padding set the work per layer), so the time column is part of the comparison.
+resident memory so far (``ru_maxrss``: it only grows, so a row's figure covers the rows above it).  The
+architectures differ in cost per image (depth and padding set the work per layer), so the time column is part of
+the comparison.
 
     python benchmarks/bench_cntk_architectures.py                                   # the default grid, 2000/1000
     python benchmarks/bench_cntk_architectures.py --configs "3,4,valid,1,1;5,3,same,1,1" --n-train 5000
@@ -89,7 +90,8 @@ def main(argv=None):
         clf = RidgeClassifier(seed=args.seed).fit(F, y)
         acc = float(np.mean(clf.predict(Ft) == yt))
         t_ridge = time.perf_counter() - t0
-        print(f"{L:>2s} {q:>2s} {padding:>7s} {ff + '/' + fl:>5s} {sk.degree:6d} {sk.pixel_dim_:9d} {sk.patch_sketch:>11s} {acc:9.3f} {t_feat:10.1f} "
+        print(f"{L:>2s} {q:>2s} {padding:>7s} {ff + '/' + fl:>5s} {sk.degree:6d} {sk.pixel_dim_:9d} "
+              f"{sk.patch_sketch:>11s} {acc:9.3f} {t_feat:10.1f} "
               f"{t_ridge:8.1f} {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20:11.2f}", flush=True)
     load_avg = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"load average at end {load_avg:.1f}")

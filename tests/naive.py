@@ -333,11 +333,12 @@ def cntk_sketch_naive(x, tables, q, padding="valid", fix_first=True, fix_last=Tr
                                       if 0 <= i + a < Hh and 0 <= j + b < Wh) / (q * q)
                 blocks = neighbours(G, i, j, T.d_g[h])
                 constants = np.array([blk[0] for blk in blocks]) / q  # carried exactly, not sketched
-                f = np.concatenate([compress(T.patch_s, h, [np.concatenate([[0.0], blk[1:]]) for blk in blocks], True) / q,
-                                    constants])
+                g_tilde = [np.concatenate([[0.0], blk[1:]]) for blk in blocks]
+                f = np.concatenate([compress(T.patch_s, h, g_tilde, True) / q, constants])
                 sd = N[h + 1][i, j] * p1_one  # S_{h+1}[p, p](x, x)
                 if T.d_t[h] > 0:
-                    newPP[i][j] = np.concatenate([rescaled(compress(T.patch_p, h, neighbours(MM, i, j, T.d_t[h]), False) / q,
+                    mm = neighbours(MM, i, j, T.d_t[h])
+                    newPP[i][j] = np.concatenate([rescaled(compress(T.patch_p, h, mm, False) / q,
                                                            math.sqrt(max(new_pdiag[i, j] - sd, 0.0))),
                                                   rescaled(f, math.sqrt(sd))])
                 else:

@@ -50,7 +50,8 @@ PATCHES = ("signed_sum", "countsketch", "srht")
 def _naive_cases():
     """Every padding, depth 1..3 and fix_first / fix_last combination (L = 1 with both fixed is rejected); the
     patch sketch, renormalisation and degree (1, 2, 3) rotate across the cases so that each value meets both
-    paddings and several depths (patch sketch and degree meet in all 9 pairs).  'valid' at depth 3 needs q = 2 on 6 x 6 images."""
+    paddings and several depths (patch sketch and degree meet in all 9 pairs).  'valid' at depth 3 needs q = 2
+    on 6 x 6 images."""
     cases = []
     for padding in ("valid", "same"):
         for L in (1, 2, 3):

@@ -34,10 +34,10 @@ For every layer h = 1..L, pixel p of grid h, ``f_p`` its S_{h-1} feature:
    with ``C_h``, ``C'_h`` CountSketches (``patch_sketch='countsketch'``, the default) or SRHTs ('srht') of the
    q^2-fold concatenation, or ('signed_sum') ``sum_u D_u roll(W v_u, s_u)``: each pixel's g~ CountSketched once
    by ``W`` into R^d (``W`` = identity for mm), then the q^2 neighbours summed after independent +-1 diagonals
-   ``D_u`` and distinct cyclic shifts ``s_u`` (docs/math.md §7), ``g~`` = g without its constant coordinate ``g[0] = sqrt(c1_0 N)``, which is carried
-   exactly (q^2 numbers; sketched, that coordinate, shared by every pixel and image, gives errors shared by all
-   of them).  Writing P_h = patch sum of (P_{h-1} Gdot_h) + S_h lets the P features reuse the S features
-   instead of sketching g a second time;
+   ``D_u`` and distinct cyclic shifts ``s_u`` (docs/math.md §7).  ``g~`` is g without its constant coordinate
+   ``g[0] = sqrt(c1_0 N)``, which is carried exactly (q^2 numbers; sketched, that coordinate, shared by every
+   pixel and image, gives errors shared by all of them).  Writing P_h = patch sum of (P_{h-1} Gdot_h) + S_h lets
+   the P features reuse the S features instead of sketching g a second time;
 6. **global average pooling** (last layer, :func:`_pool_pixel`, :func:`_pool`):
    ``(1/(q |grid_L|)) sum_p T_L(pp_p, gdot_p)`` (+ ``(+) g_p`` unless ``fix_last``; the concatenation is then
    compressed to ``n_components`` by one SRHT per image).
@@ -156,7 +156,7 @@ class PatchTables(NamedTuple):
     (q^2 dim, 1) tables of :func:`ntk_sketch.sketches.countsketch.draw_countsketch`; 1, SRHT: ``srht_signs``,
     ``srht_rows``, ``n_pad``, ``scale`` of :func:`ntk_sketch.sketches.srht.draw_srht`; 2, signed sum:
     ``sum_signs[h, t]`` and ``sum_shifts[h, t]``, the +-1 vector and the cyclic shift of patch offset t
-    (distinct shifts), and for inputs longer than d (the S features' g) ``cs_index``, ``cs_signs`` of one
+    (distinct when q^2 <= d), and for inputs longer than d (the S features' g) ``cs_index``, ``cs_signs`` of one
     CountSketch of a single pixel's vector (length dim) into R^d.  Tables another mode does not use are zeros.
     """
 
@@ -684,8 +684,9 @@ class CNTKSketch(TransformerMixin, BaseEstimator):
         100 test images) the polynomial CNTK is 0.021 from the exact one at degree 3, 0.013 at degree 5, 0.010
         at degree 8, 0.0080 at degree 12 and 0.0064 at degree 16 (0.055 / 0.039 / 0.024 with 'fit' at 3 / 5 / 8):
         about degree^-0.6, the rate the arc-cosine k0's square-root singularity at 1 allows (its series
-        coefficients fall like l^-3/2, so a degree-p truncation leaves a tail of order p^-1/2).  Degree 3 is about 1.5x faster and enough at m <= 4096
-        with q = 3, but at q = 4 its median sketch error was 0.032 at m = 4096 against 0.017 at degree 5.  These
+        coefficients fall like l^-3/2, so a degree-p truncation leaves a tail of order p^-1/2).  Degree 3 is
+        about 1.5x faster and enough at m <= 4096 with q = 3, but at q = 4 its median sketch error was 0.032 at
+        m = 4096 against 0.017 at degree 5.  These
         figures: ``python benchmarks/bench_cntk_sketch.py --threads 2 --filter-size 4 --n-error 100 --m 4096
         --seeds 3 --skip-speed --degree D [--polynomial fit]`` (floor and sketch error).
     polynomial : {'data', 'fit', 'taylor'} or (P0_list, P1_list), default 'data'
@@ -781,7 +782,7 @@ class CNTKSketch(TransformerMixin, BaseEstimator):
         m = check_positive_int(self.n_components, "n_components")
         p = check_positive_int(self.degree, "degree")
         d = default_pixel_dim(m) if self.pixel_dim is None else check_positive_int(self.pixel_dim, "pixel_dim")
-        if self.patch_sketch not in PATCH_MODES:
+        if not isinstance(self.patch_sketch, str) or self.patch_sketch not in PATCH_MODES:
             raise ValueError(f"patch_sketch must be 'signed_sum', 'countsketch' or 'srht'; got "
                              f"{self.patch_sketch!r}.")
         check_bool(self.renormalize, "renormalize")
