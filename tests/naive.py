@@ -253,9 +253,6 @@ def cntk_sketch_naive(x, tables, q, padding="valid", fix_first=True, fix_last=Tr
         """C_h of the patch's blocks, into R^d: CountSketch matrix or SRHT of their concatenation, or (signed sum)
         sum over offsets t of sum_signs[h, t] * roll(block t, sum_shifts[h, t]), each block first CountSketched
         from its own length to d when per_pixel_countsketch (the S features' g~, coordinate 0 zeroed)."""
-        cat = np.concatenate(blocks)
-        if T.patch_mode == 1:
-            return srht_naive(patch.srht_signs[h][:len(cat)], patch.srht_rows[h], patch.scale, patch.n_pad[h], cat)
         if T.patch_mode == 2:
             out = np.zeros(d)
             for t, blk in enumerate(blocks):
@@ -265,6 +262,9 @@ def cntk_sketch_naive(x, tables, q, padding="valid", fix_first=True, fix_last=Tr
                     blk = S @ blk
                 out = out + patch.sum_signs[h, t] * np.roll(blk, patch.sum_shifts[h, t])
             return out
+        cat = np.concatenate(blocks)
+        if T.patch_mode == 1:
+            return srht_naive(patch.srht_signs[h][:len(cat)], patch.srht_rows[h], patch.scale, patch.n_pad[h], cat)
         S = countsketch_matrix_naive(patch.cs_index[h][:len(cat), None], patch.cs_signs[h][:len(cat), None], d)
         return S @ cat
 

@@ -249,8 +249,9 @@ def test_signed_sum_shifts_spread_the_exact_constants():
     shifts their products with the fixed sign vectors do not average out.  Measured on these images (L = 2,
     'same', pixel_dim 256, m = 8192, 12 seeds): median relative error 0.031 with the shifts, 0.044 for the
     CountSketch of the concatenation, 0.164 with the shifts set to 0 (the variant this test must reject).  The
-    bound 0.08 sits between them; a median above it needs 6 of the 12 draws above it (the largest observed is
-    0.075; at a 5% chance per draw, about 1e-5)."""
+    bound 0.08 sits between them; a median above it needs 6 of the 12 draws above it (none of the 12 is: the
+    largest is 0.075; were the chance per draw as high as 5%, 6 of 12 would have probability about 1e-5).  The
+    seeds are fixed, so the result changes only with rounding (BLAS kernels), not from run to run."""
     X = _images(8, 9, 9, 1, 5)
     L = 2
     P0, P1 = [0.2, 0.5, 0.3], [0.1, 0.6, 0.3]
