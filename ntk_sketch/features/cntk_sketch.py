@@ -529,13 +529,26 @@ def _pool_pixel(T, fix_last, renorm, pp, gdot, g, acc, tmp, work1, work2):
     """Stage 6, one pixel of grid L: acc += [T_L(pp, gdot) (if P_{L-1} != 0), g (unless fix_last)]."""
     o = 0
     if T.has_final_tensor:
+        # _tensor_product fused with the accumulation: at m in the thousands these passes over m numbers, once per
+        # pixel of the last grid, cost as much as the layer's transforms, so the rows are combined and their
+        # squares summed in one pass, then added to acc (rescaled to the exact norm |pp| |gdot| with ``renorm``)
         ft = T.final_tensor
         o = ft.rows1.shape[0]
+        w1 = work1[:ft.n_pad1]
+        w2 = work2[:ft.n_pad2]
+        _signed_fwht(ft.signs1, pp, w1)
+        _signed_fwht(ft.signs2, gdot, w2)
         tv = tmp[:o]
-        _tensor_product(ft.signs1, ft.signs2, ft.rows1, ft.rows2, ft.scale, ft.n_pad1, ft.n_pad2, pp, gdot, tv,
-                        work1, work2, renorm)
+        s = 0.0
         for k in range(o):
-            acc[k] += tv[k]
+            v = ft.scale * w1[ft.rows1[k]] * w2[ft.rows2[k]]
+            tv[k] = v
+            s += v * v
+        c = 1.0
+        if renorm and s > 0.0:
+            c = np.sqrt(_sq(pp) * _sq(gdot)) / np.sqrt(s)  # as _rescale: the same bits
+        for k in range(o):
+            acc[k] += c * tv[k]
     if not fix_last:
         for k in range(g.shape[0]):
             acc[o + k] += g[k]
