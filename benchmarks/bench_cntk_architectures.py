@@ -3,8 +3,8 @@ each configuration (depth, filter size, padding, fixed or free first and last la
 
 Every configuration gets the same training and test images (the first --n-train training and the first --n-test
 test images of the full Debian Fashion-MNIST when installed, else of the bundled subset), the same feature
-dimension m (--m; pixel_dim by CNTKSketch's default rule) and the same learner (RidgeClassifier, lam chosen on a
-seeded validation split of the training rows).  Columns: accuracy, features time (fit of the map, including its
+dimension m (each of --m in turn; pixel_dim by CNTKSketch's default rule unless the configuration sets it) and the
+same learner (RidgeClassifier, lam chosen on a seeded validation split of the training rows).  Columns: accuracy, features time (fit of the map, including its
 data polynomials, plus the train and test features, stored as float32), ridge time, and the process's peak
 resident memory so far (``ru_maxrss``: it only grows, so a row's figure covers the rows above it).  The
 architectures differ in cost per image (depth and padding set the work per layer), so the time column is part of
@@ -17,10 +17,14 @@ A configuration is ``depth,filter_size,padding,fix_first,fix_last[,degree[,pixel
 1/0; degree, pixel_dim and patch_sketch default to CNTKSketch's); --configs separates them with ';'.
 
     python benchmarks/bench_cntk_architectures.py --configs "4,5,same,1,1;4,5,same,1,1,3"   # degree 5 against 3
+    # a saturation curve: one configuration at three m and two pixel_dim (m varies slowest)
+    python benchmarks/bench_cntk_architectures.py --configs "3,5,same,1,1,3,128,signed_sum;3,5,same,1,1,3,256,signed_sum" \
+        --m 4096 8192 16384 --n-train 60000 --n-test 10000
 """
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import resource
 import time
@@ -56,18 +60,18 @@ def features(sk, X, batch=250):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--configs", default=DEFAULT_GRID)
-    ap.add_argument("--m", type=int, default=2048)
+    ap.add_argument("--m", type=int, nargs="+", default=[2048], help="feature dimensions: every configuration at each")
     ap.add_argument("--n-train", type=int, default=2000)
     ap.add_argument("--n-test", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     X, y, Xt, yt, source = load(args.n_train, args.n_test)
     load_avg = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"{source}: {X.shape[0]} train / {Xt.shape[0]} test images, CNTKSketch m = {args.m}, seed {args.seed}; "
+    print(f"{source}: {X.shape[0]} train / {Xt.shape[0]} test images, CNTKSketch m = {' / '.join(map(str, args.m))}, seed {args.seed}; "
           f"load average at start {load_avg:.1f}")
-    print(f"{'L':>2s} {'q':>2s} {'padding':>7s} {'fix':>5s} {'degree':>6s} {'pixel_dim':>9s} {'patch':>11s} "
+    print(f"{'m':>6s} {'L':>2s} {'q':>2s} {'padding':>7s} {'fix':>5s} {'degree':>6s} {'pixel_dim':>9s} {'patch':>11s} "
           f"{'accuracy':>9s} {'features s':>10s} {'ridge s':>8s} {'peak RSS GB':>11s}")
-    for cfg in args.configs.split(";"):
+    for m, cfg in itertools.product(args.m, args.configs.split(";")):
         fields = cfg.split(",")
         if len(fields) not in (5, 6, 7, 8):
             raise SystemExit(f"configuration {cfg!r}: expected depth,filter_size,padding,fix_first,fix_last"
@@ -80,7 +84,7 @@ def main(argv=None):
             extra["pixel_dim"] = int(fields[6])
         if len(fields) > 7:
             extra["patch_sketch"] = fields[7]
-        sk = CNTKSketch(int(L), args.m, filter_size=int(q), padding=padding, fix_first=ff == "1",
+        sk = CNTKSketch(int(L), m, filter_size=int(q), padding=padding, fix_first=ff == "1",
                         fix_last=fl == "1", seed=args.seed, **extra)
         t0 = time.perf_counter()
         sk.fit(X)
@@ -90,7 +94,7 @@ def main(argv=None):
         clf = RidgeClassifier(seed=args.seed).fit(F, y)
         acc = float(np.mean(clf.predict(Ft) == yt))
         t_ridge = time.perf_counter() - t0
-        print(f"{L:>2s} {q:>2s} {padding:>7s} {ff + '/' + fl:>5s} {sk.degree:6d} {sk.pixel_dim_:9d} "
+        print(f"{m:6d} {L:>2s} {q:>2s} {padding:>7s} {ff + '/' + fl:>5s} {sk.degree:6d} {sk.pixel_dim_:9d} "
               f"{sk.patch_sketch:>11s} {acc:9.3f} {t_feat:10.1f} "
               f"{t_ridge:8.1f} {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20:11.2f}", flush=True)
     load_avg = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
