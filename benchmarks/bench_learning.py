@@ -59,6 +59,7 @@ def features_and_ridge(fmap, X, y, Xt, yt, seed, progress, label, batch=512):
 
 def make_cfg(args, m, seed, n_classes):
     return types.SimpleNamespace(depth=args.depth, cntk_depth=args.cntk_depth, filter_size=args.filter_size,
+                                 padding=args.padding, cntk_degree=args.cntk_degree, patch_sketch=args.patch_sketch,
                                  n_components=m, degree=args.degree, pixel_dim=args.pixel_dim, seed=seed,
                                  n_classes=n_classes, quick=False)
 
@@ -77,10 +78,14 @@ def main(argv=None):
     ap.add_argument("--methods", default="ntk-sketch,ntkrf,cntk-sketch,nystrom,mlp",
                     help="comma list from ntk-sketch, ntkrf, cntk-sketch, nystrom, mlp")
     ap.add_argument("--depth", type=int, default=2, help="FC NTK depth L")
-    ap.add_argument("--cntk-depth", type=int, default=3, help="CNTK depth")
-    ap.add_argument("--filter-size", type=int, default=3)
-    ap.add_argument("--degree", type=int, default=None, help="NTKSketch / CNTKSketch polynomial degree")
-    ap.add_argument("--pixel-dim", type=int, default=None, help="CNTKSketch per-pixel dimension (default: its own)")
+    # The CNTK defaults are the demo's (ntk_sketch.demo.CNTK_DEFAULTS): the configuration issue 13 found.
+    ap.add_argument("--cntk-depth", type=int, default=demo.CNTK_DEFAULTS["depth"], help="CNTK depth")
+    ap.add_argument("--filter-size", type=int, default=demo.CNTK_DEFAULTS["filter_size"])
+    ap.add_argument("--padding", choices=["same", "valid"], default=demo.CNTK_DEFAULTS["padding"], help="CNTK padding")
+    ap.add_argument("--cntk-degree", type=int, default=demo.CNTK_DEFAULTS["degree"], help="CNTKSketch polynomial degree")
+    ap.add_argument("--patch-sketch", choices=["signed_sum", "countsketch", "srht"], default=demo.CNTK_DEFAULTS["patch_sketch"])
+    ap.add_argument("--degree", type=int, default=None, help="NTKSketch polynomial degree")
+    ap.add_argument("--pixel-dim", type=int, default=demo.CNTK_DEFAULTS["pixel_dim"], help="CNTKSketch per-pixel dimension")
     ap.add_argument("--exact-n", type=int, default=0, help="train images for exact CNTK ridge (0: skip part 3)")
     ap.add_argument("--exact-n-test", type=int, default=None, help="test images for exact CNTK (default --exact-n)")
     ap.add_argument("--exact-cache", default=None,
@@ -113,7 +118,8 @@ def main(argv=None):
     except Exception:  # pragma: no cover
         threads = "?"
     title = (f"{demo.DATASETS[args.dataset].split(' (')[0]}: n_train={X.shape[0]}, n_test={Xt.shape[0]}, "
-             f"FC depth {args.depth}, CNTK depth {args.cntk_depth} q={args.filter_size}, {threads} numba threads, "
+             f"FC depth {args.depth}, CNTK depth {args.cntk_depth} {args.filter_size}x{args.filter_size} {args.padding}, "
+             f"{threads} numba threads, "
              f"{'median of %d runs' % args.repeats if args.repeats > 1 else 'single runs'}")
     progress.log(title)
 
@@ -197,7 +203,7 @@ def part3(args, X, y, Xt, yt, C, available, progress, notes):
     A, ya, At, yat = X[:n_tr], y[:n_tr], Xt[:n_te], yt[:n_te]
     cfg = make_cfg(args, args.dims[0], 0, C)
     kernel = demo.METHODS["cntk-exact"].build(cfg)
-    key = np.array([n_tr, n_te, args.cntk_depth, args.filter_size, args.seed])
+    key = np.array([n_tr, n_te, args.cntk_depth, args.filter_size, args.padding == "same", args.seed])
     if args.exact_cache and os.path.exists(args.exact_cache):
         with np.load(args.exact_cache) as z:
             if not np.array_equal(z["key"], key) or args.dataset != str(z["dataset"]):

@@ -153,11 +153,13 @@ def _ntkrf(cfg):
 
 def _cntk_sketch(cfg):
     from .features.cntk_sketch import CNTKSketch as cls
-    kw = {} if cfg.degree is None else {"degree": cfg.degree}
+    kw = {} if cfg.cntk_degree is None else {"degree": cfg.cntk_degree}
     if cfg.pixel_dim is not None:
         kw["pixel_dim"] = cfg.pixel_dim
-    return cls(depth=cfg.cntk_depth, filter_size=cfg.filter_size, n_components=cfg.n_components, seed=cfg.seed,
-               **kw)
+    if cfg.patch_sketch is not None:
+        kw["patch_sketch"] = cfg.patch_sketch
+    return cls(depth=cfg.cntk_depth, filter_size=cfg.filter_size, padding=cfg.padding,
+               n_components=cfg.n_components, seed=cfg.seed, **kw)
 
 
 def _nystrom(cfg):
@@ -186,9 +188,14 @@ def _cntk_exact(cfg):
     from .kernels.cntk_exact import cntk_kernel
 
     def kernel(A, B=None):
-        return cntk_kernel(A, B, depth=cfg.cntk_depth, filter_size=cfg.filter_size)
+        return cntk_kernel(A, B, depth=cfg.cntk_depth, filter_size=cfg.filter_size, padding=cfg.padding)
 
     return kernel
+
+
+def _cntk_arch(cfg):
+    """'5x5 same' and the like: the filter and padding of the CNTK rows' labels."""
+    return f"{cfg.filter_size}x{cfg.filter_size} {cfg.padding}"
 
 
 METHODS = {
@@ -198,12 +205,12 @@ METHODS = {
                ("features.ntk_sketch_fc", "NTKSketch")),
         Method("ntkrf", "features", False, lambda c: f"NTKRF (FC, L={c.depth})", _ntkrf),
         Method("cntk-sketch", "features", True,
-               lambda c: f"CNTKSketch (L={c.cntk_depth}, q={c.filter_size}, pixel_dim={c.pixel_dim})",
+               lambda c: f"CNTKSketch (L={c.cntk_depth}, {_cntk_arch(c)}, pixel_dim={c.pixel_dim})",
                _cntk_sketch, ("features.cntk_sketch", "CNTKSketch")),
         Method("nystrom", "features", False, lambda c: f"Nystrom-NTK (FC, L={c.depth})", _nystrom),
         Method("mlp", "model", False, lambda c: "MLP (1 hidden layer, m*C params)", _mlp),
         Method("ntk-exact", "kernel", False, lambda c: f"exact NTK ridge (FC, L={c.depth})", _ntk_exact),
-        Method("cntk-exact", "kernel", True, lambda c: f"exact CNTK ridge (L={c.cntk_depth}, q={c.filter_size})",
+        Method("cntk-exact", "kernel", True, lambda c: f"exact CNTK ridge (L={c.cntk_depth}, {_cntk_arch(c)})",
                _cntk_exact),
     ]
 }
@@ -398,6 +405,11 @@ def format_table(rows):
 
 
 # ------------------------------------------------------------------------------------------------------ CLI
+# The CNTK the demo and benchmarks/bench_learning.py use unless told otherwise: the configuration issue 13's
+# architecture screen and full-data runs found best at their cost (README, "CNTKSketch at full scale").
+CNTK_DEFAULTS = {"depth": 3, "filter_size": 5, "padding": "same", "degree": 3, "patch_sketch": "signed_sum",
+                 "pixel_dim": 128}
+
 _QUICK = {"n_train": 300, "n_test": 200, "n_components": 512, "pixel_dim": 32, "exact_cntk_n_train": 24,
           "exact_cntk_n_test": 24}
 
@@ -442,16 +454,27 @@ def build_parser(prog="ntk_sketch demo"):
     p.add_argument("--depth", type=_positive, default=2,
                    help="number of hidden layers L of the fully connected NTK (NTKSketch, NTKRF, Nystrom, exact "
                         "NTK) (default: %(default)s)")
-    p.add_argument("--cntk-depth", type=_int_at_least(2, " (depth 1 with fixed first and last layers is the zero kernel)"), default=3,
+    p.add_argument("--cntk-depth", type=_int_at_least(2, " (depth 1 with fixed first and last layers is the zero kernel)"),
+                   default=CNTK_DEFAULTS["depth"],
                    help="number of convolutional layers of the CNTK (CNTKSketch, exact CNTK); >= 2 "
                         "(default: %(default)s)")
-    p.add_argument("--filter-size", type=_positive, default=3, help="CNTK filter side q (default: %(default)s)")
+    p.add_argument("--filter-size", type=_positive, default=CNTK_DEFAULTS["filter_size"],
+                   help="CNTK filter side q (default: %(default)s)")
+    p.add_argument("--padding", choices=["same", "valid"], default=CNTK_DEFAULTS["padding"],
+                   help="CNTK padding: 'same' keeps the 28 x 28 grid in every layer, 'valid' loses a border of "
+                        "q - 1 pixels per layer (default: %(default)s)")
+    p.add_argument("--cntk-degree", type=_positive, default=CNTK_DEFAULTS["degree"],
+                   help="polynomial degree of CNTKSketch; its cost per pixel grows about linearly with it "
+                        "(default: %(default)s)")
+    p.add_argument("--patch-sketch", choices=["signed_sum", "countsketch", "srht"],
+                   default=CNTK_DEFAULTS["patch_sketch"],
+                   help="CNTKSketch patch compression (default: %(default)s)")
     p.add_argument("--n-components", "-m", type=_int_at_least(2), default=2048,
                    help="feature dimension m of every feature map; the MLP gets m * n_classes parameters "
                         "(default: %(default)s)")
     p.add_argument("--degree", type=_positive, default=None,
-                   help="polynomial degree of NTKSketch / CNTKSketch (default: their own default)")
-    p.add_argument("--pixel-dim", type=_positive, default=64,
+                   help="polynomial degree of NTKSketch (default: its own; --cntk-degree sets CNTKSketch's)")
+    p.add_argument("--pixel-dim", type=_positive, default=CNTK_DEFAULTS["pixel_dim"],
                    help="CNTKSketch per-pixel sketch dimension: its cost per image grows about linearly with it "
                         "and its error falls like pixel_dim^-1/2 (default: %(default)s, which keeps the default "
                         "run within about 3 minutes on 2 cores)")
@@ -461,10 +484,10 @@ def build_parser(prog="ntk_sketch demo"):
                    help="random subset of the test images (default: all)")
     p.add_argument("--exact-ntk-n-train", type=_int_at_least(_MIN_TRAIN, " (a few examples of every class)"), default=4000,
                    help="at most this many training rows for exact NTK kernel ridge (default: %(default)s)")
-    p.add_argument("--exact-cntk-n-train", type=_int_at_least(_MIN_TRAIN, " (a few examples of every class)"), default=100,
+    p.add_argument("--exact-cntk-n-train", type=_int_at_least(_MIN_TRAIN, " (a few examples of every class)"), default=70,
                    help="training images for exact CNTK kernel ridge, O(n^2) pairs at a few ms each "
                         "(default: %(default)s)")
-    p.add_argument("--exact-cntk-n-test", type=_positive, default=100,
+    p.add_argument("--exact-cntk-n-test", type=_positive, default=70,
                    help="test images for exact CNTK kernel ridge (default: %(default)s)")
     p.add_argument("--seed", type=_int_at_least(0), default=0,
                    help="seed of the data subsets, random features, validation splits and MLP (default: 0)")
@@ -492,7 +515,7 @@ def parse_args(argv=None, prog="ntk_sketch demo"):
     if any(METHODS[k].images and METHODS[k].key.startswith("cntk") for k in cfg.methods):
         side = _IMAGE_SIDE.get(cfg.dataset)
         field = cfg.cntk_depth * (cfg.filter_size - 1) + 1
-        if side is not None and field > side:
+        if cfg.padding == "valid" and side is not None and field > side:
             parser.error(f"--filter-size {cfg.filter_size} with --cntk-depth {cfg.cntk_depth} needs images of at "
                          f"least {field} x {field} pixels ('valid' layers shrink by filter_size - 1 each); "
                          f"{cfg.dataset} has {side} x {side}")

@@ -116,9 +116,10 @@ def test_bad_options_exit_with_usage_error(bad, capsys):
 
 
 @pytest.mark.parametrize("bad,what", [
-    (["--seed", "-1"], "--seed"), (["-m", "1"], "--n-components"), (["--filter-size", "30"], "--filter-size 30"),
+    (["--seed", "-1"], "--seed"), (["-m", "1"], "--n-components"),
+    (["--padding", "valid", "--filter-size", "30"], "--filter-size 30"),
     (["--cntk-depth", "1"], "--cntk-depth"), (["--n-train", "1"], "--n-train"), (["--seed", "x"], "--seed"),
-    (["--dataset", "digits", "--filter-size", "4"], "8 x 8"),
+    (["--dataset", "digits", "--padding", "valid", "--filter-size", "4"], "8 x 8"), (["--padding", "full"], "--padding"),
 ])
 def test_values_argparse_used_to_accept_are_one_line_errors(bad, what, capsys):
     # issue 15: these values passed argparse and ended in a Python traceback (exit 1) inside the run
@@ -133,6 +134,25 @@ def test_values_argparse_used_to_accept_are_one_line_errors(bad, what, capsys):
 def test_filter_size_check_applies_only_when_a_cntk_method_runs():
     cfg = demo.parse_args(["--filter-size", "30", "--methods", "ntkrf"])
     assert cfg.filter_size == 30
+    cfg = demo.parse_args(["--padding", "valid", "--filter-size", "30", "--methods", "ntkrf"])
+    assert cfg.filter_size == 30
+
+
+def test_filter_size_check_applies_only_to_valid_padding():
+    # 'same' layers keep the grid, so any filter fits; 'valid' ones need depth (q - 1) + 1 pixels
+    cfg = demo.parse_args(["--filter-size", "30", "--padding", "same"])
+    assert cfg.filter_size == 30 and cfg.padding == "same"
+    with pytest.raises(SystemExit):
+        demo.parse_args(["--filter-size", "30", "--padding", "valid"])
+
+
+def test_cntk_defaults_reach_the_feature_map_and_the_exact_kernel():
+    cfg = demo.parse_args([])
+    sk = demo.METHODS["cntk-sketch"].build(cfg)
+    d = demo.CNTK_DEFAULTS
+    assert (sk.depth, sk.filter_size, sk.padding, sk.degree, sk.patch_sketch, sk.pixel_dim) == (
+        d["depth"], d["filter_size"], d["padding"], d["degree"], d["patch_sketch"], d["pixel_dim"])
+    assert f"{d['filter_size']}x{d['filter_size']} {d['padding']}" in demo.METHODS["cntk-exact"].label(cfg)
 
 
 def test_library_value_errors_exit_2_without_traceback(monkeypatch, capsys):
