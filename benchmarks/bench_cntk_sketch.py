@@ -21,6 +21,9 @@ Example (the figures of the closing note)::
     # the default against the previous default (degree 5 'fit' polynomials, pixel_dim 256), in one run:
     python benchmarks/bench_cntk_sketch.py --threads 2 --filter-size 4 --n-error 100 --m 4096 16384 --seeds 5 \
         --skip-speed --versus degree=5,pixel_dim=256,polynomial=fit
+    # speed and linearity in pixels of the configuration the full-scale study found (the demo's CNTK)
+    python benchmarks/bench_cntk_sketch.py --threads 2 --depth 3 --filter-size 5 --padding same --degree 3 \
+        --pixel-dim 128 --patch-sketch signed_sum --m 8192 --n-speed 40 --repeats 2 --skip-error
 """
 from __future__ import annotations
 
@@ -82,6 +85,8 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--depth", type=int, default=3)
     ap.add_argument("--filter-size", type=int, default=3)
+    ap.add_argument("--padding", choices=["valid", "same"], default="valid",
+                    help="of every layer, for the sketches (--versus ones too) and the exact CNTK")
     ap.add_argument("--m", type=int, nargs="+", default=[1024, 4096, 16384])
     ap.add_argument("--degree", type=int, default=None, help="polynomial degree (default: CNTKSketch's)")
     ap.add_argument("--pixel-dim", type=int, default=None, help="per-pixel dimension (default: CNTKSketch's)")
@@ -114,11 +119,14 @@ def main(argv=None):
         extra["patch_sketch"] = args.patch_sketch
     if args.polynomial is not None:
         extra["polynomial"] = args.polynomial
+    if args.padding != "valid":
+        extra["padding"] = args.padding
     X_all, _ = load_fashion_mnist("test")
     X_train = load_fashion_mnist("train")[0][:2000]
     n_need = max(args.n_speed, args.n_error)
     X = X_all[:n_need]
-    print(f"CNTKSketch on Fashion-MNIST test images: L={L}, filter {q}, threads={numba.get_num_threads()}, "
+    print(f"CNTKSketch on Fashion-MNIST test images: L={L}, filter {q} {args.padding}, "
+          f"threads={numba.get_num_threads()}, "
           f"options {extra}")
     # compile once, outside the timings
     CNTKSketch(L, 64, filter_size=q, seed=0, **extra).fit((28, 28, 1)).transform(X[:2])
@@ -156,7 +164,8 @@ def main(argv=None):
         per[side] = t / n_lin
     # the work is proportional to the pixels of the layers' grids (sum over h of |grid_h|), which 'valid'
     # layers make grow faster than the image area: the second ratio is the one linearity predicts
-    work = {side: sum(h * w for h, w in CNTKSketch(L, 8, filter_size=q, pixel_dim=8, degree=1, seed=0)
+    work = {side: sum(h * w for h, w in CNTKSketch(L, 8, filter_size=q, pixel_dim=8, degree=1, seed=0,
+                                                   padding=extra.get("padding", "valid"))
                       .fit((side, side, 1)).grid_sizes_[1:]) for side in (14, 28, 56)}
     print(f"{'side':>5} {'ms/image':>9} {'time ratio':>11} {'grid-pixel ratio':>17} {'us per grid pixel':>18}")
     prev = None
@@ -178,13 +187,14 @@ def _errors(args, L, q, X, X_train, extra):
     path = None
     if args.exact_cache:
         os.makedirs(args.exact_cache, exist_ok=True)
-        path = os.path.join(args.exact_cache, f"cntk_exact_fmnist_test{args.n_error}_L{L}_q{q}.npy")
+        same = "_same" if args.padding == "same" else ""
+        path = os.path.join(args.exact_cache, f"cntk_exact_fmnist_test{args.n_error}_L{L}_q{q}{same}.npy")
     if path and os.path.exists(path):
         K = np.load(path)
         print(f"\n3. error against the exact CNTK ({args.n_error} images; exact Gram loaded from {path})")
     else:
         t = time.perf_counter()
-        K = cntk_kernel(Xe, depth=L, filter_size=q)
+        K = cntk_kernel(Xe, depth=L, filter_size=q, padding=args.padding)
         t = time.perf_counter() - t
         print(f"\n3. error against the exact CNTK ({args.n_error} images; exact Gram took {t:.1f} s, "
               f"{1000 * t / (args.n_error * (args.n_error + 1) / 2):.2f} ms per pair)")
@@ -193,7 +203,10 @@ def _errors(args, L, q, X, X_train, extra):
     nK = np.linalg.norm(K)
     configs = [("options", _with_fitted_polynomials(L, q, X_train, Xe, K, extra))]
     if args.versus:
-        configs.append(("versus", _with_fitted_polynomials(L, q, X_train, Xe, K, _parse_options(args.versus))))
+        versus = _parse_options(args.versus)
+        if args.padding != "valid":  # the exact CNTK above has this padding: so must the sketch compared with it
+            versus["padding"] = args.padding
+        configs.append(("versus", _with_fitted_polynomials(L, q, X_train, Xe, K, versus)))
     head = "".join(f" {name + ' median':>15} {'min':>7} {'max':>7} {'images/s':>9}" for name, _ in configs)
     ratio = f" {'speed ratio':>12}" if len(configs) == 2 else ""
     print(f"{'m':>7}{head}{ratio}   (over {args.seeds} seeds; images/s: median transform of the {len(Xe)} images)")
@@ -236,7 +249,8 @@ def _with_fitted_polynomials(L, q, X_train, Xe, K, options):
     P0, P1 = np.array(sk0.poly_k0_), np.array(sk0.poly_k1_)
     given = {k: v for k, v in options.items() if k not in ("polynomial", "polynomial_images", "fit_lower")}
     given["polynomial"] = (list(P0), list(P1))
-    Kp = cntk_kernel(Xe, depth=L, filter_size=q, k0_coefficients=P0, k1_coefficients=P1)
+    Kp = cntk_kernel(Xe, depth=L, filter_size=q, padding=options.get("padding", "valid"), k0_coefficients=P0,
+                     k1_coefficients=P1)
     print(f"  {options or 'defaults'}: polynomial floor (exact recursion with the degree-{P0.shape[1] - 1} "
           f"'{sk0.polynomial_}' polynomials, fitted in {t:.1f} s): {np.linalg.norm(Kp - K) / np.linalg.norm(K):.4f}")
     return given

@@ -715,6 +715,8 @@ class CNTKSketch(TransformerMixin, BaseEstimator):
     polynomial_images : int, default 6
         For 'data': how many of the images given to ``fit`` (evenly spaced through them) the polynomials are
         fitted on; the fit uses every pair of them (21 for 6 images) and took 4.4 s at 28 x 28, L = 3, q = 4.
+        Each pair costs an exact CNTK evaluation, quadratic in the pixels (16x from 28 x 28 to 56 x 56): for
+        large images pass fewer, or fit on the image shape (``polynomial='fit'``).
     fit_lower : float or None
         For 'fit' only: fit every layer on (fit_lower, 1) instead of the intervals above.  When the data's
         cosines are concentrated near 1 (natural images: Fashion-MNIST's lie mostly above 0.5) a narrower
