@@ -1,14 +1,14 @@
 """Architecture screen within the CNTK-GAP family: test accuracy of CNTKSketch + ridge on a Fashion-MNIST subset for
 each configuration (depth, filter size, padding, fixed or free first and last layers), all timed in one run.
 
-Every configuration gets the same training and test images (the first --n-train training and the first --n-test
-test images of the full Debian Fashion-MNIST when installed, else of the bundled subset), the same feature
-dimension m (each of --m in turn; pixel_dim by CNTKSketch's default rule unless the configuration sets it) and the
-same learner (RidgeClassifier, lam chosen on a seeded validation split of the training rows).  Columns: accuracy, features time (fit of the map, including its
-data polynomials, plus the train and test features, stored as float32), ridge time, and the process's peak
-resident memory so far (``ru_maxrss``: it only grows, so a row's figure covers the rows above it).  The
-architectures differ in cost per image (depth and padding set the work per layer), so the time column is part of
-the comparison.
+Every configuration gets the same training and test images (the first --n-train training and the first --n-test test
+images of the full Debian Fashion-MNIST when installed, else of the bundled subset), the same feature dimension m
+(each of --m in turn; pixel_dim by CNTKSketch's default rule unless the configuration sets it) and the same learner
+(RidgeClassifier, lam chosen on a seeded validation split of the training rows). Columns: accuracy, features time (fit
+of the map, including its data polynomials, plus the train and test features, stored as float32), ridge time, and the
+process's peak resident memory so far (``ru_maxrss``: it only grows, so a row's figure covers the rows above it). The
+architectures differ in cost per image (depth and padding set the work per layer), so the time column is part of the
+comparison.
 
     python benchmarks/bench_cntk_architectures.py                                   # the default grid, 2000/1000
     python benchmarks/bench_cntk_architectures.py --configs "3,4,valid,1,1;5,3,same,1,1" --n-train 5000
@@ -18,8 +18,8 @@ A configuration is ``depth,filter_size,padding,fix_first,fix_last[,degree[,pixel
 
     python benchmarks/bench_cntk_architectures.py --configs "4,5,same,1,1;4,5,same,1,1,3"   # degree 5 against 3
     # a saturation curve: one configuration at three m and two pixel_dim (m varies slowest)
-    python benchmarks/bench_cntk_architectures.py --configs "3,5,same,1,1,3,128,signed_sum;3,5,same,1,1,3,256,signed_sum" \
-        --m 4096 8192 16384 --n-train 60000 --n-test 10000
+    python benchmarks/bench_cntk_architectures.py --m 4096 8192 16384 --n-train 60000 --n-test 10000 \
+        --configs "3,5,same,1,1,3,128,signed_sum;3,5,same,1,1,3,256,signed_sum"
 """
 from __future__ import annotations
 
@@ -67,7 +67,8 @@ def main(argv=None):
     args = ap.parse_args(argv)
     X, y, Xt, yt, source = load(args.n_train, args.n_test)
     load_avg = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"{source}: {X.shape[0]} train / {Xt.shape[0]} test images, CNTKSketch m = {' / '.join(map(str, args.m))}, seed {args.seed}; "
+    print(f"{source}: {X.shape[0]} train / {Xt.shape[0]} test images, "
+          f"CNTKSketch m = {' / '.join(map(str, args.m))}, seed {args.seed}; "
           f"load average at start {load_avg:.1f}")
     print(f"{'m':>6s} {'L':>2s} {'q':>2s} {'padding':>7s} {'fix':>5s} {'degree':>6s} {'pixel_dim':>9s} {'patch':>11s} "
           f"{'accuracy':>9s} {'features s':>10s} {'ridge s':>8s} {'peak RSS GB':>11s}")

@@ -405,8 +405,8 @@ def format_table(rows):
 
 
 # ------------------------------------------------------------------------------------------------------ CLI
-# The CNTK the demo and benchmarks/bench_learning.py use unless told otherwise: the configuration issue 13's
-# architecture screen and full-data runs found best at their cost (README, "CNTKSketch at full scale").
+# The CNTK the demo and benchmarks/bench_learning.py use unless told otherwise: the configuration the architecture
+# screen and the full Fashion-MNIST runs found best at their cost (README, "Measured figures").
 CNTK_DEFAULTS = {"depth": 3, "filter_size": 5, "padding": "same", "degree": 3, "patch_sketch": "signed_sum",
                  "pixel_dim": 128}
 
@@ -454,14 +454,15 @@ def build_parser(prog="ntk_sketch demo"):
     p.add_argument("--depth", type=_positive, default=2,
                    help="number of hidden layers L of the fully connected NTK (NTKSketch, NTKRF, Nystrom, exact "
                         "NTK) (default: %(default)s)")
-    p.add_argument("--cntk-depth", type=_int_at_least(2, " (depth 1 with fixed first and last layers is the zero kernel)"),
+    p.add_argument("--cntk-depth",
+                   type=_int_at_least(2, " (depth 1 with fixed first and last layers is the zero kernel)"),
                    default=CNTK_DEFAULTS["depth"],
                    help="number of convolutional layers of the CNTK (CNTKSketch, exact CNTK); >= 2 "
                         "(default: %(default)s)")
     p.add_argument("--filter-size", type=_positive, default=CNTK_DEFAULTS["filter_size"],
                    help="CNTK filter side q (default: %(default)s)")
     p.add_argument("--padding", choices=["same", "valid"], default=CNTK_DEFAULTS["padding"],
-                   help="CNTK padding: 'same' keeps the 28 x 28 grid in every layer, 'valid' loses a border of "
+                   help="CNTK padding: 'same' keeps the image's grid in every layer, 'valid' loses a border of "
                         "q - 1 pixels per layer (default: %(default)s)")
     p.add_argument("--cntk-degree", type=_positive, default=CNTK_DEFAULTS["degree"],
                    help="polynomial degree of CNTKSketch; its cost per pixel grows about linearly with it "
@@ -484,7 +485,8 @@ def build_parser(prog="ntk_sketch demo"):
                    help="random subset of the test images (default: all)")
     p.add_argument("--exact-ntk-n-train", type=_int_at_least(_MIN_TRAIN, " (a few examples of every class)"), default=4000,
                    help="at most this many training rows for exact NTK kernel ridge (default: %(default)s)")
-    p.add_argument("--exact-cntk-n-train", type=_int_at_least(_MIN_TRAIN, " (a few examples of every class)"), default=70,
+    p.add_argument("--exact-cntk-n-train", type=_int_at_least(_MIN_TRAIN, " (a few examples of every class)"),
+                   default=70,
                    help="training images for exact CNTK kernel ridge, O(n^2) pairs at a few ms each "
                         "(default: %(default)s)")
     p.add_argument("--exact-cntk-n-test", type=_positive, default=70,
@@ -518,7 +520,7 @@ def parse_args(argv=None, prog="ntk_sketch demo"):
         if cfg.padding == "valid" and side is not None and field > side:
             parser.error(f"--filter-size {cfg.filter_size} with --cntk-depth {cfg.cntk_depth} needs images of at "
                          f"least {field} x {field} pixels ('valid' layers shrink by filter_size - 1 each); "
-                         f"{cfg.dataset} has {side} x {side}")
+                         f"{cfg.dataset} has {side} x {side} (--padding same keeps the grid)")
     return cfg
 
 

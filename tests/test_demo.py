@@ -119,7 +119,8 @@ def test_bad_options_exit_with_usage_error(bad, capsys):
     (["--seed", "-1"], "--seed"), (["-m", "1"], "--n-components"),
     (["--padding", "valid", "--filter-size", "30"], "--filter-size 30"),
     (["--cntk-depth", "1"], "--cntk-depth"), (["--n-train", "1"], "--n-train"), (["--seed", "x"], "--seed"),
-    (["--dataset", "digits", "--padding", "valid", "--filter-size", "4"], "8 x 8"), (["--padding", "full"], "--padding"),
+    (["--dataset", "digits", "--padding", "valid", "--filter-size", "4"], "8 x 8"),
+    (["--padding", "full"], "--padding"),
 ])
 def test_values_argparse_used_to_accept_are_one_line_errors(bad, what, capsys):
     # issue 15: these values passed argparse and ended in a Python traceback (exit 1) inside the run
