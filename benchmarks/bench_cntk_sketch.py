@@ -165,7 +165,7 @@ def main(argv=None):
     # the work is proportional to the pixels of the layers' grids (sum over h of |grid_h|), which 'valid'
     # layers make grow faster than the image area: the second ratio is the one linearity predicts
     work = {side: sum(h * w for h, w in CNTKSketch(L, 8, filter_size=q, pixel_dim=8, degree=1, seed=0,
-                                                   padding=extra.get("padding", "valid"))
+                                                   padding=args.padding)
                       .fit((side, side, 1)).grid_sizes_[1:]) for side in (14, 28, 56)}
     print(f"{'side':>5} {'ms/image':>9} {'time ratio':>11} {'grid-pixel ratio':>17} {'us per grid pixel':>18}")
     prev = None

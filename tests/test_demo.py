@@ -154,6 +154,11 @@ def test_cntk_defaults_reach_the_feature_map_and_the_exact_kernel():
     assert (sk.depth, sk.filter_size, sk.padding, sk.degree, sk.patch_sketch, sk.pixel_dim) == (
         d["depth"], d["filter_size"], d["padding"], d["degree"], d["patch_sketch"], d["pixel_dim"])
     assert f"{d['filter_size']}x{d['filter_size']} {d['padding']}" in demo.METHODS["cntk-exact"].label(cfg)
+    # the exact kernel the demo builds is the CNTK of that architecture (small images keep it cheap)
+    from ntk_sketch.kernels.cntk_exact import cntk_kernel
+    imgs = np.random.default_rng(0).random((3, 9, 9, 1))
+    expected = cntk_kernel(imgs, depth=d["depth"], filter_size=d["filter_size"], padding=d["padding"])
+    np.testing.assert_array_equal(demo.METHODS["cntk-exact"].build(cfg)(imgs), expected)
 
 
 def test_library_value_errors_exit_2_without_traceback(monkeypatch, capsys):
