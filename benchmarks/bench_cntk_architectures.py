@@ -20,6 +20,10 @@ A configuration is ``depth,filter_size,padding,fix_first,fix_last[,degree[,pixel
     # a saturation curve: one configuration at three m and two pixel_dim (m varies slowest)
     python benchmarks/bench_cntk_architectures.py --m 4096 8192 16384 --n-train 60000 --n-test 10000 \
         --configs "3,5,same,1,1,3,128,signed_sum;3,5,same,1,1,3,256,signed_sum"
+
+--feature-cache DIR keeps each row's train and test features in DIR (float32 .npy files named by the configuration,
+m, seed and sizes) and reads them back on a later run instead of recomputing them, whose features time column then
+says 'cached': a ridge can be re-run on features that took most of an hour to make.
 """
 from __future__ import annotations
 
@@ -57,6 +61,23 @@ def features(sk, X, batch=250):
                            for i in range(0, X.shape[0], batch)])
 
 
+def cached_features(cache, key, sk, X, Xt):
+    """(F, Ft, seconds or None): from ``cache`` when both files are there, else computed (and stored if cache)."""
+    if cache:
+        paths = [os.path.join(cache, f"{key}_{part}.npy") for part in ("train", "test")]
+        if all(os.path.exists(p) for p in paths):
+            return np.load(paths[0]), np.load(paths[1]), None
+    t0 = time.perf_counter()
+    sk.fit(X)
+    F, Ft = features(sk, X), features(sk, Xt)
+    seconds = time.perf_counter() - t0
+    if cache:
+        os.makedirs(cache, exist_ok=True)
+        for p, A in zip(paths, (F, Ft)):
+            np.save(p, A)
+    return F, Ft, seconds
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--configs", default=DEFAULT_GRID)
@@ -64,6 +85,7 @@ def main(argv=None):
     ap.add_argument("--n-train", type=int, default=2000)
     ap.add_argument("--n-test", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--feature-cache", metavar="DIR", help="store the features here and reuse them on a later run")
     args = ap.parse_args(argv)
     X, y, Xt, yt, source = load(args.n_train, args.n_test)
     load_avg = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
@@ -87,16 +109,17 @@ def main(argv=None):
             extra["patch_sketch"] = fields[7]
         sk = CNTKSketch(int(L), m, filter_size=int(q), padding=padding, fix_first=ff == "1",
                         fix_last=fl == "1", seed=args.seed, **extra)
-        t0 = time.perf_counter()
-        sk.fit(X)
-        F, Ft = features(sk, X), features(sk, Xt)
-        t_feat = time.perf_counter() - t0
+        key = (f"L{L}_q{q}_{padding}_fix{ff}{fl}_deg{sk.degree}_pd{extra.get('pixel_dim', 'auto')}_{sk.patch_sketch}"
+               f"_m{m}_seed{args.seed}_n{X.shape[0]}_{Xt.shape[0]}")
+        F, Ft, t_feat = cached_features(args.feature_cache, key, sk, X, Xt)
+        if t_feat is None:   # the map was not fitted: its pixel_dim_ comes from a fit on a few images
+            sk.fit(X[:2])
         t0 = time.perf_counter()
         clf = RidgeClassifier(seed=args.seed).fit(F, y)
         acc = float(np.mean(clf.predict(Ft) == yt))
         t_ridge = time.perf_counter() - t0
         print(f"{m:6d} {L:>2s} {q:>2s} {padding:>7s} {ff + '/' + fl:>5s} {sk.degree:6d} {sk.pixel_dim_:9d} "
-              f"{sk.patch_sketch:>11s} {acc:9.3f} {t_feat:10.1f} "
+              f"{sk.patch_sketch:>11s} {acc:9.3f} {'cached' if t_feat is None else f'{t_feat:.1f}':>10s} "
               f"{t_ridge:8.1f} {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20:11.2f}", flush=True)
     load_avg = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"load average at end {load_avg:.1f}")
