@@ -30,6 +30,7 @@ from ._checks import (
     _rmse,
     default_relative_lambdas,
 )
+from ._linalg import solve_spd
 
 __all__ = ["KernelRidgeRegressor", "KernelRidgeClassifier"]
 
@@ -121,7 +122,7 @@ def _dual_ridge_unchecked(K, Y, labels, classes, lambdas, validation_fraction, s
         out.update(best_lambda_=float(grid[_best_index(scores, sse, grid)]), n_train_=n_tr, n_validation_=n_val,
                    validation_scores_=scores, validation_squared_errors_=sse / n_val)
     mu_y = Y.mean(axis=0) if fit_intercept else np.zeros(Y.shape[1])
-    out["alpha"] = scipy.linalg.solve(Kc_full + out["best_lambda_"] * np.eye(n), Y - mu_y, assume_a="pos")
+    out["alpha"] = solve_spd(Kc_full + out["best_lambda_"] * np.eye(n), Y - mu_y)
     out["mu_y"] = mu_y
     return out
 

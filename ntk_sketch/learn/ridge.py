@@ -38,7 +38,7 @@ that approximate a kernel get nearly the grid of exact kernel ridge, whatever th
 
 The whole grid is solved from ONE symmetric eigendecomposition of the training part's ``F^T F`` (D x D, features)
 or ``K`` (n_part x n_part, kernels): ``w(lam) = V diag(1/(s + lam)) V^T F^T Y``.  The final fit on the full set is
-one Cholesky-based solve (``scipy.linalg.solve(..., assume_a='pos')``).  All sums and solves are in float64, also
+one Cholesky-based solve (``_linalg.solve_spd``: blocked above 4096 columns, see there why).  All sums and solves are in float64, also
 for float32 features.  When D > n, ``fit`` works in the dual instead (``solver='auto'``): the same computation
 with the n x n Gram ``F F^T`` (centred), ``w = F_c^T alpha`` -- the same split, grid and solution.
 
@@ -75,6 +75,7 @@ from ._checks import (
     _rmse,
     default_relative_lambdas,
 )
+from ._linalg import gram, solve_spd
 from .kernel_ridge import _dual_ridge
 from .ridge_moments import RidgeMoments
 
@@ -183,9 +184,9 @@ class _FeatureRidge(BaseEstimator):
             self._stream_1d, self._stream_k = was_1d, Y.shape[1]
             criterion = "r2"
         with np.errstate(over="ignore", invalid="ignore"):
-            gram = F @ F.T
-        _require_finite(gram, what="X X^T")
-        res = _dual_ridge(gram, Y, labels, classes, self.lambdas, self.validation_fraction, self.seed,
+            K = gram(F.T)       # F F^T, in blocks the bundled OpenBLAS survives (_linalg.py)
+        _require_finite(K, what="X X^T")
+        res = _dual_ridge(K, Y, labels, classes, self.lambdas, self.validation_fraction, self.seed,
                           self.fit_intercept, criterion)
         for name in ("lambdas_", "best_lambda_", "validation_scores_", "validation_squared_errors_", "n_train_",
                      "n_validation_"):
@@ -534,7 +535,7 @@ class _FeatureRidge(BaseEstimator):
             A = G + lam * np.eye(G.shape[0])
         _require_finite(A, what="X^T X + lam I")
         try:
-            W = scipy.linalg.solve(A, B, assume_a="pos")
+            W = solve_spd(A, B)
         except np.linalg.LinAlgError as exc:
             raise ValueError(
                 f"X^T X + lam I could not be factorised in float64 ({exc}): lam = {lam:.3g} is below the rounding "

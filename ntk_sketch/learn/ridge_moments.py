@@ -32,6 +32,7 @@ import numbers
 import numpy as np
 
 from ._checks import _check_fraction, _check_labels, _check_regression_targets
+from ._linalg import BLOCK as ROW_BLOCK, gram
 
 __all__ = ["RidgeMoments", "validation_mask"]
 
@@ -124,17 +125,20 @@ class RidgeMoments:
             raise ValueError(f"F must be 2-d (n_rows, n_features); got shape {F.shape}.")
         if F.dtype.kind not in "biuf":
             raise ValueError(f"F must be real numbers; got dtype {F.dtype}.")
-        F = np.asarray(F, dtype=np.float64)
         self._ensure(F.shape[1])
         if self.classification:
             y = _check_labels(y, F.shape[0])
         else:
             y, was_1d = _check_regression_targets(y, F.shape[0])
             self._ensure_outputs(y.shape[1], was_1d)
-        if F.shape[0] == 0:
-            return self
+        # in row blocks, so that a float32 F is converted to float64 a block at a time, never whole
+        for r0 in range(0, F.shape[0], ROW_BLOCK):
+            self._add_rows(np.asarray(F[r0:r0 + ROW_BLOCK], dtype=np.float64), y[r0:r0 + ROW_BLOCK])
+        return self
+
+    def _add_rows(self, F, y):
         self.n_rows += F.shape[0]
-        self.gram += F.T @ F
+        gram(F, out=self.gram)      # F^T F in blocks the bundled OpenBLAS survives (_linalg.py)
         self.col_sum += F.sum(axis=0)
         if self.classification:
             labels, inverse = np.unique(y, return_inverse=True)
@@ -153,7 +157,6 @@ class RidgeMoments:
             self.cross += F.T @ y
             self.target_sum += y.sum(axis=0)
             self.target_sq_sum += (y * y).sum(axis=0)
-        return self
 
     def merged(self, other):
         """The moments of the union of the rows of ``self`` and ``other`` (a new object; neither is changed).
