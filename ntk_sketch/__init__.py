@@ -41,7 +41,7 @@ if "NUMBA_THREADING_LAYER" not in _os.environ and str(_numba.config.THREADING_LA
 #   sketches/  CountSketch, SRHT, TensorSRHT, PolySketch         (layer 2)
 #   features/  NTKSketch, NTKRandomFeatures, CNTKSketch, GradRF  (layer 3)
 #   learn/     ridge learners, Nystrom and MLP baselines         (layer 4)
-# with _validation, metrics, datasets and demo beside them at the top.
+# with _validation, _base, _linalg, metrics, datasets and demo beside them at the top.
 from ._base import NotFittedError, check_is_fitted
 from .features import CNNGradRF, CNTKSketch, GradRF, NTKRandomFeatures, NTKSketch
 from .kernels import (

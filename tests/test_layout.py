@@ -1,6 +1,6 @@
 """The package's layers: a module never imports from a layer above its own.
 
-Layers (ntk_sketch/__init__.py): 0 = the helpers at the top (_validation, _base, metrics, datasets), 1 = kernels/,
+Layers (ntk_sketch/__init__.py): 0 = the helpers at the top (_validation, _base, _linalg, metrics, datasets), 1 = kernels/,
 2 = sketches/, 3 = features/, 4 = learn/, 5 = the entry points (demo, __main__).  A module may import its own
 layer and any layer below.  The graph is read from the source with ``ast`` (imports inside functions count too),
 so an import added lazily to dodge a cycle is caught as well.
@@ -14,7 +14,7 @@ import ntk_sketch
 
 PACKAGE = pathlib.Path(ntk_sketch.__file__).parent
 LAYER = {"kernels": 1, "sketches": 2, "features": 3, "learn": 4}
-TOP = {"_validation": 0, "_base": 0, "metrics": 0, "datasets": 0, "demo": 5, "__main__": 5}
+TOP = {"_validation": 0, "_base": 0, "_linalg": 0, "metrics": 0, "datasets": 0, "demo": 5, "__main__": 5}
 
 
 def _layer_of(dotted):

@@ -1,4 +1,4 @@
-"""Tests of ntk_sketch.learn._linalg: the blocked F^T F and the blocked Cholesky solve equal the plain calls.
+"""Tests of ntk_sketch._linalg: the blocked F^T F and the blocked Cholesky solve equal the plain calls.
 
 Small block sizes make the blocked paths run on small matrices; the slow test runs them at D = 16384, the size
 where the plain OpenBLAS calls crash on the benchmark machines (module docstring of _linalg).
@@ -9,7 +9,7 @@ import scipy.linalg
 from hypothesis import given, strategies as st
 
 from ntk_sketch import RidgeClassifier, RidgeMoments
-from ntk_sketch.learn._linalg import BLOCK, gram, solve_spd
+from ntk_sketch._linalg import BLOCK, gram, solve_spd
 
 
 def _spd(rng, n, cond_shift=1e-1):

@@ -28,6 +28,7 @@ import numba
 import numpy as np
 from numba import prange
 
+from .._linalg import gram
 from .._validation import (
     check_matrix,
     check_positive_int,
@@ -132,7 +133,9 @@ def _fc_kernel(X1, X2, depth, want_ntk):
     e1 = row_scale_exponents(X1)
     X1 = scale_rows(X1, e1)
     if X2 is None:
-        G = np.ascontiguousarray(X1 @ X1.T)  # numpy dispatches A @ A.T to a symmetric rank-k update
+        # X1 X1^T as one symmetric rank-k update up to 4096 rows, in blocks beyond (the bundled OpenBLAS's update
+        # crashes at ~16000 rows: ntk_sketch/_linalg.py); exactly symmetric either way
+        G = np.ascontiguousarray(gram(X1.T, row_block=max(1, X1.shape[1])))
         # Squared norms from the diagonal of the same product, so the diagonal cosines are exactly 1.
         sq = np.diag(G).copy()
         if G.size:

@@ -17,6 +17,7 @@ import scipy.linalg
 import scipy.sparse as sp
 
 from .._base import BaseEstimator, ClassifierMixin, RegressorMixin, check_is_fitted
+from .._linalg import solve_spd
 from .._validation import check_bool, check_matrix, check_n_features, check_random_state
 from ._checks import (
     _best_index,
@@ -30,7 +31,6 @@ from ._checks import (
     _rmse,
     default_relative_lambdas,
 )
-from ._linalg import solve_spd
 
 __all__ = ["KernelRidgeRegressor", "KernelRidgeClassifier"]
 

@@ -38,9 +38,10 @@ that approximate a kernel get nearly the grid of exact kernel ridge, whatever th
 
 The whole grid is solved from ONE symmetric eigendecomposition of the training part's ``F^T F`` (D x D, features)
 or ``K`` (n_part x n_part, kernels): ``w(lam) = V diag(1/(s + lam)) V^T F^T Y``.  The final fit on the full set is
-one Cholesky-based solve (``_linalg.solve_spd``: blocked above 4096 columns, see there why).  All sums and solves are in float64, also
-for float32 features.  When D > n, ``fit`` works in the dual instead (``solver='auto'``): the same computation
-with the n x n Gram ``F F^T`` (centred), ``w = F_c^T alpha`` -- the same split, grid and solution.
+one Cholesky-based solve (``solve_spd`` of ``ntk_sketch/_linalg.py``, in blocks above 4096 columns: see there
+why).  All sums and solves are in float64, also for float32 features.  When D > n, ``fit`` works in the dual
+instead (``solver='auto'``): the same computation with the n x n Gram ``F F^T`` (centred), ``w = F_c^T alpha`` --
+the same split, grid and solution.
 
 Streaming
 ---------
@@ -61,6 +62,7 @@ import numpy as np
 import scipy.linalg
 
 from .._base import BaseEstimator, ClassifierMixin, RegressorMixin, check_is_fitted
+from .._linalg import gram, solve_spd
 from .._validation import check_bool, check_n_features, check_random_state
 from ._checks import (
     _best_index,
@@ -75,7 +77,6 @@ from ._checks import (
     _rmse,
     default_relative_lambdas,
 )
-from ._linalg import gram, solve_spd
 from .kernel_ridge import _dual_ridge
 from .ridge_moments import RidgeMoments
 
@@ -184,7 +185,7 @@ class _FeatureRidge(BaseEstimator):
             self._stream_1d, self._stream_k = was_1d, Y.shape[1]
             criterion = "r2"
         with np.errstate(over="ignore", invalid="ignore"):
-            K = gram(F.T)       # F F^T, in blocks the bundled OpenBLAS survives (_linalg.py)
+            K = gram(F.T)       # F F^T, in blocks the bundled OpenBLAS survives (ntk_sketch/_linalg.py)
         _require_finite(K, what="X X^T")
         res = _dual_ridge(K, Y, labels, classes, self.lambdas, self.validation_fraction, self.seed,
                           self.fit_intercept, criterion)

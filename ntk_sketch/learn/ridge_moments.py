@@ -31,8 +31,8 @@ import numbers
 
 import numpy as np
 
+from .._linalg import BLOCK as ROW_BLOCK, gram
 from ._checks import _check_fraction, _check_labels, _check_regression_targets
-from ._linalg import BLOCK as ROW_BLOCK, gram
 
 __all__ = ["RidgeMoments", "validation_mask"]
 
@@ -138,7 +138,7 @@ class RidgeMoments:
 
     def _add_rows(self, F, y):
         self.n_rows += F.shape[0]
-        gram(F, out=self.gram)      # F^T F in blocks the bundled OpenBLAS survives (_linalg.py)
+        gram(F, out=self.gram)      # F^T F in blocks the bundled OpenBLAS survives (ntk_sketch/_linalg.py)
         self.col_sum += F.sum(axis=0)
         if self.classification:
             labels, inverse = np.unique(y, return_inverse=True)
