@@ -38,9 +38,10 @@ For every layer h = 1..L, pixel p of grid h, ``f_p`` its S_{h-1} feature:
    ``g[0] = sqrt(c1_0 N)``, which is carried exactly (q^2 numbers; sketched, that coordinate, shared by every
    pixel and image, gives errors shared by all of them).  Writing P_h = patch sum of (P_{h-1} Gdot_h) + S_h lets
    the P features reuse the S features instead of sketching g a second time;
-6. **global average pooling** (last layer, :func:`_pool_pixel`, :func:`_pool`):
+6. **global average pooling** (last layer, :func:`_pool_pixel`, :func:`_pool_final`, :func:`_pool`):
    ``(1/(q |grid_L|)) sum_p T_L(pp_p, gdot_p)`` (+ ``(+) g_p`` unless ``fix_last``; the concatenation is then
-   compressed to ``n_components`` by one SRHT per image).
+   compressed to ``n_components`` by one SRHT per image).  The sum over pixels of the final TensorSRHT is formed
+   after the last grid, one dot product over pixels per output row (``_pool_final``), not pixel by pixel.
 
 Random tables.  :func:`draw_cntk_sketch_tables` draws every random map from one numpy Generator into a
 :class:`CNTKSketchTables`: the powers' TensorSRHTs (:class:`PowerTables`, per layer and degree), the hidden
@@ -525,33 +526,71 @@ def _patch_sums(T, h, dims, q, off, renorm, norms, G, MM, pdiag, F, PP, pdiag_ne
 
 
 @numba.njit(cache=True, inline="always")
-def _pool_pixel(T, fix_last, renorm, pp, gdot, g, acc, tmp, work1, work2):
-    """Stage 6, one pixel of grid L: acc += [T_L(pp, gdot) (if P_{L-1} != 0), g (unless fix_last)]."""
-    o = 0
+def _pool_pixel(T, fix_last, renorm, pix, pp, gdot, g, acc, W1, W2, target):
+    """Stage 6, one pixel of grid L: acc += g (unless fix_last), and the pixel's half of T_L(pp, gdot) (if
+    P_{L-1} != 0): its two signed Hadamard transforms go to row ``pix`` of W1 / W2 and |pp|^2 |gdot|^2 to
+    ``target[pix]``; _pool_final combines the rows of all pixels."""
     if T.has_final_tensor:
-        # _tensor_product fused with the accumulation: at m in the thousands these passes over m numbers, once per
-        # pixel of the last grid, cost as much as the layer's transforms, so the rows are combined and their
-        # squares summed in one pass, then added to acc (rescaled to the exact norm |pp| |gdot| with ``renorm``)
         ft = T.final_tensor
-        o = ft.rows1.shape[0]
-        w1 = work1[:ft.n_pad1]
-        w2 = work2[:ft.n_pad2]
-        _signed_fwht(ft.signs1, pp, w1)
-        _signed_fwht(ft.signs2, gdot, w2)
-        tv = tmp[:o]
-        s = 0.0
-        for k in range(o):
-            v = ft.scale * w1[ft.rows1[k]] * w2[ft.rows2[k]]
-            tv[k] = v
-            s += v * v
-        c = 1.0
-        if renorm and s > 0.0:
-            c = np.sqrt(_sq(pp) * _sq(gdot)) / np.sqrt(s)  # as _rescale: the same bits
-        for k in range(o):
-            acc[k] += c * tv[k]
+        _signed_fwht(ft.signs1, pp, W1[pix, :ft.n_pad1])
+        _signed_fwht(ft.signs2, gdot, W2[pix, :ft.n_pad2])
+        target[pix] = _sq(pp) * _sq(gdot) if renorm else 0.0
     if not fix_last:
+        o = T.final_tensor.rows1.shape[0] if T.has_final_tensor else 0
         for k in range(g.shape[0]):
             acc[o + k] += g[k]
+
+
+@numba.njit(cache=True, inline="always")
+def _transpose(A, AT, n_rows, n_cols):
+    """AT[j, i] = A[i, j] for i < n_rows, j < n_cols, in 16 x 16 tiles (both sides stay in cache)."""
+    for i0 in range(0, n_rows, 16):
+        i1 = min(i0 + 16, n_rows)
+        for j0 in range(0, n_cols, 16):
+            j1 = min(j0 + 16, n_cols)
+            for j in range(j0, j1):
+                for i in range(i0, i1):
+                    AT[j, i] = A[i, j]
+
+
+@numba.njit(cache=True)
+def _pool_final(ft, renorm, n_pix, W1, W2, W1T, W2T, target, norm_sq, order, acc):
+    """Stage 6, after the last grid: acc[k] += sum_p c_p T_L(pp_p, gdot_p)[k] for the m rows k of the final
+    TensorSRHT, with c_p = |pp_p| |gdot_p| / |T_L(pp_p, gdot_p)| under ``renorm`` (else 1).
+
+    Row k of T_L(pp_p, gdot_p) is ``scale W1[p, rows1[k]] W2[p, rows2[k]]`` (the signed Hadamard transforms of
+    pixel p, row p of W1 / W2), so with W1T, W2T their transposes the sum over pixels is a dot product of two
+    stored rows: one pass over m contiguous pairs of rows instead of m scattered reads per pixel
+    (the per-pixel form cost as much as a hidden layer at m in the thousands).  ``order`` visits the rows
+    sorted by (rows1, rows2), so that consecutive rows reuse the same W1T row; the result does not depend on
+    the order (each acc[k] is its own sum; norm_sq's additions are in that fixed order).
+    """
+    m = ft.rows1.shape[0]
+    _transpose(W1, W1T, n_pix, ft.n_pad1)  # pixels along the rows from here on
+    _transpose(W2, W2T, n_pix, ft.n_pad2)
+    if renorm:
+        # |T_L(pp_p, gdot_p)|^2 for every pixel p at once: a vector update over pixels per row k
+        norm_sq[:n_pix] = 0.0
+        for j in range(m):
+            k = order[j]
+            r1 = W1T[ft.rows1[k]]
+            r2 = W2T[ft.rows2[k]]
+            for p in range(n_pix):
+                v = r1[p] * r2[p]
+                norm_sq[p] += v * v
+        s2 = ft.scale * ft.scale
+        for p in range(n_pix):  # norm_sq[p] becomes c_p, folded into W1T's column p
+            s = s2 * norm_sq[p]
+            norm_sq[p] = np.sqrt(target[p]) / np.sqrt(s) if s > 0.0 else 1.0
+        for i in range(ft.n_pad1):
+            row = W1T[i]
+            for p in range(n_pix):
+                row[p] *= norm_sq[p]
+    for j in range(m):
+        k = order[j]
+        # BLAS ddot: numba does not vectorise a float sum without fastmath, ddot's kernel does (single-threaded
+        # at this length, so the result does not depend on the thread count)
+        acc[k] += ft.scale * np.dot(W1T[ft.rows1[k], :n_pix], W2T[ft.rows2[k], :n_pix])
 
 
 @numba.njit(cache=True)
@@ -569,7 +608,8 @@ def _pool(T, acc, gap, out, work):
 
 @numba.njit(cache=True)
 def _image_features(x, T, dims, q, off, fix_first, fix_last, renorm,
-                    norms, pdiag, F, PP, G, MM, u, gdot, Z, col, tmp, work1, work2, acc, out):
+                    norms, pdiag, F, PP, G, MM, u, gdot, Z, col, tmp, work1, work2, acc, W1, W2, W1T, W2T, target,
+                    norm_sq, order, out):
     """Features of one image into ``out`` (m,), stage by stage (module docstring); the other arrays are scratch.
 
     Pixel p = (i, j) of grid h is row i * W_h + j of ``F``, ``PP`` (the S_{h-1} and P_{h-1} features on grid h),
@@ -598,6 +638,10 @@ def _image_features(x, T, dims, q, off, fix_first, fix_last, renorm,
                 g[:] = 0.0
                 if not last:
                     MM[pix, :dt] = 0.0
+                elif T.has_final_tensor:
+                    W1[pix] = 0.0
+                    W2[pix] = 0.0
+                    target[pix] = 0.0
                 continue
             _unit_powers(T.powers, h, f, f_sq, degree, renorm, u, Z, work2, work1)  # stage 2
             gd = gdot[:dg]
@@ -607,11 +651,13 @@ def _image_features(x, T, dims, q, off, fix_first, fix_last, renorm,
                     _tensor_product(t_signs1, t_signs2, t_rows1, t_rows2, ht.scale, ht.n_pad1[h], ht.n_pad2[h],
                                     PP[pix, :dpp], gd, MM[pix, :dt], work1, work2, renorm)
             else:  # stage 6, per pixel
-                _pool_pixel(T, fix_last, renorm, PP[pix, :dpp], gd, g, acc, tmp, work1, work2)
+                _pool_pixel(T, fix_last, renorm, pix, PP[pix, :dpp], gd, g, acc, W1, W2, target)
         if not last:  # stage 5
             _patch_sums(T, h, dims, q, off, renorm, norms, G, MM, pdiag[h % 2], F, PP, pdiag[1 - h % 2], col, tmp,
                         work1)
     hl, wl = dims[n_layers, 0], dims[n_layers, 1]
+    if T.has_final_tensor:
+        _pool_final(T.final_tensor, renorm, hl * wl, W1, W2, W1T, W2T, target, norm_sq, order, acc)
     _pool(T, acc, 1.0 / (q * float(hl * wl)), out, work1)  # stage 6
 
 
@@ -648,6 +694,10 @@ def _sketch_chunks(X, d_in, d_g, d_t, d_pp, pixel_dim, sqrt_c0, sqrt_c1, powers,
     n_layers = dims.shape[0] - 1
     degree = sqrt_c0.shape[1] - 1
     d_f, d_p, d_gm, d_tm, n_work, d_acc, n_tmp = sizes[0], sizes[1], sizes[2], sizes[3], sizes[4], sizes[5], sizes[6]
+    # the final TensorSRHT's rows sorted by their index pairs (_pool_final)
+    order = np.argsort(final_tensor.rows1 * final_tensor.n_pad2 + final_tensor.rows2, kind="mergesort")
+    n1 = final_tensor.n_pad1 if has_final_tensor else 0
+    n2 = final_tensor.n_pad2 if has_final_tensor else 0
     for c in prange(n_chunks):
         start = (c * n) // n_chunks
         stop = ((c + 1) * n) // n_chunks
@@ -665,11 +715,18 @@ def _sketch_chunks(X, d_in, d_g, d_t, d_pp, pixel_dim, sqrt_c0, sqrt_c1, powers,
         work1 = np.zeros(n_work)
         work2 = np.zeros(n_work)
         acc = np.zeros(d_acc)
+        W1 = np.zeros((npix, n1))
+        W2 = np.zeros((npix, n2))
+        W1T = np.zeros((n1, npix))
+        W2T = np.zeros((n2, npix))
+        target = np.zeros(npix)
+        norm_sq = np.zeros(npix)
         T = CNTKSketchTables(d_in, d_g, d_t, d_pp, pixel_dim, sqrt_c0, sqrt_c1, powers, hidden_tensor, patch_mode,
                              patch_s, patch_p, final_tensor, has_final_tensor, out_srht, compress_out)
         for a in range(start, stop):
             _image_features(X[a], T, dims, q, off, fix_first, fix_last, renorm, norms, pdiag, F, PP, G, MM, u,
-                            gdot, Z, col, tmp, work1, work2, acc, out[a])
+                            gdot, Z, col, tmp, work1, work2, acc, W1, W2, W1T, W2T, target, norm_sq, order,
+                            out[a])
 
 
 # ------------------------------------------------------------------------------------------------ Python API
