@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ntk_sketch.kernels.cntk_exact import cntk_kernel
+import ntk_sketch.features.cntk_sketch as cntk_sketch_module
 from ntk_sketch.features.cntk_sketch import CNTKSketch
 from ntk_sketch.kernels.polynomials import arccos_polynomials, polynomial_ntk_cosine_kernel
 from naive import cntk_sketch_naive
@@ -151,6 +152,24 @@ def test_error_falls_with_dimension_to_the_polynomial_floor():
     # the sketch error at the largest size (measured ~0.01) is small compared with the errors at the smaller sizes,
     # so the total error approaches the polynomial floor
     assert abs(errs[2] - floor) < 0.25 * (errs[0] - floor)
+
+
+@pytest.mark.parametrize("renormalize", [True, False])
+def test_pooling_in_pixel_blocks_equals_one_block(monkeypatch, renormalize):
+    """The last layer's sum over pixels is formed in blocks of pixels (_pool_final); blocks of 8 pixels (7 x 7
+    images: six full blocks and one of a single pixel, with zero pixels among them) give the single-block result up
+    to the order of the additions."""
+    X = _images(3, 7, 7, 2, 11)
+    X[1, 1:6, 1:6] = 0.0   # the centre pixel of the last grid sees only zeros there: its features vanish
+    kw = dict(depth=2, n_components=64, filter_size=3, padding="same", degree=3, pixel_dim=16,
+              renormalize=renormalize, seed=3)
+    F = CNTKSketch(**kw).fit(X.shape[1:]).transform(X)
+    sk = CNTKSketch(**kw).fit(X.shape[1:])
+    assert sk._workspace[7] == 49
+    monkeypatch.setattr(cntk_sketch_module, "_POOL_BLOCK_BYTES", 8 * 8 * sk._tables.final_tensor.n_pad2)
+    sk = CNTKSketch(**kw).fit(X.shape[1:])
+    assert sk._workspace[7] == 8
+    np.testing.assert_allclose(sk.transform(X), F, rtol=1e-12, atol=1e-13 * np.abs(F).max())
 
 
 # ------------------------------------------------------------------------------------------------ closed forms

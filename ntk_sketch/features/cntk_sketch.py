@@ -554,43 +554,48 @@ def _transpose(A, AT, n_rows, n_cols):
 
 
 @numba.njit(cache=True)
-def _pool_final(ft, renorm, n_pix, W1, W2, W1T, W2T, target, norm_sq, order, acc):
+def _pool_final(ft, renorm, n_pix, W1, W2, W1T, W2T, target, c, order, acc):
     """Stage 6, after the last grid: acc[k] += sum_p c_p T_L(pp_p, gdot_p)[k] for the m rows k of the final
     TensorSRHT, with c_p = |pp_p| |gdot_p| / |T_L(pp_p, gdot_p)| under ``renorm`` (else 1).
 
     Row k of T_L(pp_p, gdot_p) is ``scale W1[p, rows1[k]] W2[p, rows2[k]]`` (the signed Hadamard transforms of
-    pixel p, row p of W1 / W2), so with W1T, W2T their transposes the sum over pixels is a dot product of two
-    stored rows: one pass over m contiguous pairs of rows instead of m scattered reads per pixel
-    (the per-pixel form cost as much as a hidden layer at m in the thousands).  ``order`` visits the rows
-    sorted by (rows1, rows2), so that consecutive rows reuse the same W1T row; the result does not depend on
-    the order (each acc[k] is its own sum; norm_sq's additions are in that fixed order).
+    pixel p, row p of W1 / W2), so the sum over pixels is a dot product of column rows1[k] of W1 with column
+    rows2[k] of W2: one pass over m pairs of contiguous rows of the transposes instead of m scattered reads per
+    pixel (the per-pixel form cost as much as a hidden layer at m in the thousands).  The pixels go in blocks of
+    B = W2T.shape[1] (from n_pad2 and the image size, not from the machine: _workspace_sizes), transposed into
+    W1T / W2T, so that the rows read at random stay in cache whatever the image size; ``order`` visits the rows
+    sorted by (rows1, rows2), so that consecutive rows reuse the same W1T row.  Each acc[k] is its own sum
+    (blocks in pixel order); c's additions follow ``order``.
     """
     m = ft.rows1.shape[0]
-    _transpose(W1, W1T, n_pix, ft.n_pad1)  # pixels along the rows from here on
-    _transpose(W2, W2T, n_pix, ft.n_pad2)
-    if renorm:
-        # |T_L(pp_p, gdot_p)|^2 for every pixel p at once: a vector update over pixels per row k
-        norm_sq[:n_pix] = 0.0
+    block = W2T.shape[1]
+    s2 = ft.scale * ft.scale
+    for p0 in range(0, n_pix, block):
+        nb = min(block, n_pix - p0)
+        _transpose(W1[p0:p0 + nb], W1T, nb, ft.n_pad1)  # pixels along the rows from here on
+        _transpose(W2[p0:p0 + nb], W2T, nb, ft.n_pad2)
+        if renorm:
+            # |T_L(pp_p, gdot_p)|^2 for the block's pixels at once: a vector update over pixels per row k
+            c[:nb] = 0.0
+            for j in range(m):
+                k = order[j]
+                r1 = W1T[ft.rows1[k]]
+                r2 = W2T[ft.rows2[k]]
+                for p in range(nb):
+                    v = r1[p] * r2[p]
+                    c[p] += v * v
+            for p in range(nb):  # c[p] becomes c_p, folded into W1T's column p
+                s = s2 * c[p]
+                c[p] = np.sqrt(target[p0 + p]) / np.sqrt(s) if s > 0.0 else 1.0
+            for i in range(ft.n_pad1):
+                row = W1T[i]
+                for p in range(nb):
+                    row[p] *= c[p]
         for j in range(m):
             k = order[j]
-            r1 = W1T[ft.rows1[k]]
-            r2 = W2T[ft.rows2[k]]
-            for p in range(n_pix):
-                v = r1[p] * r2[p]
-                norm_sq[p] += v * v
-        s2 = ft.scale * ft.scale
-        for p in range(n_pix):  # norm_sq[p] becomes c_p, folded into W1T's column p
-            s = s2 * norm_sq[p]
-            norm_sq[p] = np.sqrt(target[p]) / np.sqrt(s) if s > 0.0 else 1.0
-        for i in range(ft.n_pad1):
-            row = W1T[i]
-            for p in range(n_pix):
-                row[p] *= norm_sq[p]
-    for j in range(m):
-        k = order[j]
-        # BLAS ddot: numba does not vectorise a float sum without fastmath, ddot's kernel does (single-threaded
-        # at this length, so the result does not depend on the thread count)
-        acc[k] += ft.scale * np.dot(W1T[ft.rows1[k], :n_pix], W2T[ft.rows2[k], :n_pix])
+            # BLAS ddot: numba does not vectorise a float sum without fastmath, ddot's kernel does
+            # (single-threaded at this length, so the result does not depend on the thread count)
+            acc[k] += ft.scale * np.dot(W1T[ft.rows1[k], :nb], W2T[ft.rows2[k], :nb])
 
 
 @numba.njit(cache=True)
@@ -661,6 +666,9 @@ def _image_features(x, T, dims, q, off, fix_first, fix_last, renorm,
     _pool(T, acc, 1.0 / (q * float(hl * wl)), out, work1)  # stage 6
 
 
+_POOL_BLOCK_BYTES = 1 << 20
+
+
 def _workspace_sizes(T, image_shape):
     """Lengths of the per-worker scratch arrays of _sketch_images (all O(P d + m))."""
     d = T.pixel_dim
@@ -670,8 +678,10 @@ def _workspace_sizes(T, image_shape):
     m_final = T.final_tensor.rows1.shape[0] if T.has_final_tensor else 0
     d_acc = max(m_final + (T.out_srht.signs.shape[0] - m_final if T.compress_out else 0), 1)
     H, W, _ = image_shape
+    # _pool_final's block of pixels: the n_pad2 x block rows it reads at random take _POOL_BLOCK_BYTES (half an L2)
+    pool_block = min(H * W, max(8, _POOL_BLOCK_BYTES // (8 * max(int(T.final_tensor.n_pad2), 1))))
     return np.array([int(T.d_in.max()), max(int(T.d_pp.max()), d, 1), int(T.d_g.max()), max(int(T.d_t.max()), 1),
-                     int(max(pads)), d_acc, max(H * W, d_acc)], dtype=np.int64)
+                     int(max(pads)), d_acc, max(H * W, d_acc), pool_block], dtype=np.int64)
 
 
 def _sketch_images(X, T, dims, q, off, fix_first, fix_last, renorm, sizes, n_chunks, out):
@@ -698,6 +708,7 @@ def _sketch_chunks(X, d_in, d_g, d_t, d_pp, pixel_dim, sqrt_c0, sqrt_c1, powers,
     order = np.argsort(final_tensor.rows1 * final_tensor.n_pad2 + final_tensor.rows2, kind="mergesort")
     n1 = final_tensor.n_pad1 if has_final_tensor else 0
     n2 = final_tensor.n_pad2 if has_final_tensor else 0
+    block = sizes[7]
     for c in prange(n_chunks):
         start = (c * n) // n_chunks
         stop = ((c + 1) * n) // n_chunks
@@ -717,10 +728,10 @@ def _sketch_chunks(X, d_in, d_g, d_t, d_pp, pixel_dim, sqrt_c0, sqrt_c1, powers,
         acc = np.zeros(d_acc)
         W1 = np.zeros((npix, n1))
         W2 = np.zeros((npix, n2))
-        W1T = np.zeros((n1, npix))
-        W2T = np.zeros((n2, npix))
+        W1T = np.zeros((n1, block))
+        W2T = np.zeros((n2, block))
         target = np.zeros(npix)
-        norm_sq = np.zeros(npix)
+        norm_sq = np.zeros(block)
         T = CNTKSketchTables(d_in, d_g, d_t, d_pp, pixel_dim, sqrt_c0, sqrt_c1, powers, hidden_tensor, patch_mode,
                              patch_s, patch_p, final_tensor, has_final_tensor, out_srht, compress_out)
         for a in range(start, stop):
