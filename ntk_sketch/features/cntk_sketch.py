@@ -614,7 +614,7 @@ def _pool(T, acc, gap, out, work):
 @numba.njit(cache=True)
 def _image_features(x, T, dims, q, off, fix_first, fix_last, renorm,
                     norms, pdiag, F, PP, G, MM, u, gdot, Z, col, tmp, work1, work2, acc, W1, W2, W1T, W2T, target,
-                    norm_sq, order, out):
+                    pool_c, order, out):
     """Features of one image into ``out`` (m,), stage by stage (module docstring); the other arrays are scratch.
 
     Pixel p = (i, j) of grid h is row i * W_h + j of ``F``, ``PP`` (the S_{h-1} and P_{h-1} features on grid h),
@@ -662,7 +662,7 @@ def _image_features(x, T, dims, q, off, fix_first, fix_last, renorm,
                         work1)
     hl, wl = dims[n_layers, 0], dims[n_layers, 1]
     if T.has_final_tensor:
-        _pool_final(T.final_tensor, renorm, hl * wl, W1, W2, W1T, W2T, target, norm_sq, order, acc)
+        _pool_final(T.final_tensor, renorm, hl * wl, W1, W2, W1T, W2T, target, pool_c, order, acc)
     _pool(T, acc, 1.0 / (q * float(hl * wl)), out, work1)  # stage 6
 
 
@@ -681,7 +681,7 @@ def _workspace_sizes(T, image_shape):
     # _pool_final's block of pixels: the n_pad2 x block rows it reads at random take _POOL_BLOCK_BYTES (half an L2)
     pool_block = min(H * W, max(8, _POOL_BLOCK_BYTES // (8 * max(int(T.final_tensor.n_pad2), 1))))
     return np.array([int(T.d_in.max()), max(int(T.d_pp.max()), d, 1), int(T.d_g.max()), max(int(T.d_t.max()), 1),
-                     int(max(pads)), d_acc, max(H * W, d_acc), pool_block], dtype=np.int64)
+                     int(max(pads)), d_acc, H * W, pool_block], dtype=np.int64)
 
 
 def _sketch_images(X, T, dims, q, off, fix_first, fix_last, renorm, sizes, n_chunks, out):
@@ -731,12 +731,12 @@ def _sketch_chunks(X, d_in, d_g, d_t, d_pp, pixel_dim, sqrt_c0, sqrt_c1, powers,
         W1T = np.zeros((n1, block))
         W2T = np.zeros((n2, block))
         target = np.zeros(npix)
-        norm_sq = np.zeros(block)
+        pool_c = np.zeros(block)
         T = CNTKSketchTables(d_in, d_g, d_t, d_pp, pixel_dim, sqrt_c0, sqrt_c1, powers, hidden_tensor, patch_mode,
                              patch_s, patch_p, final_tensor, has_final_tensor, out_srht, compress_out)
         for a in range(start, stop):
             _image_features(X[a], T, dims, q, off, fix_first, fix_last, renorm, norms, pdiag, F, PP, G, MM, u,
-                            gdot, Z, col, tmp, work1, work2, acc, W1, W2, W1T, W2T, target, norm_sq, order,
+                            gdot, Z, col, tmp, work1, work2, acc, W1, W2, W1T, W2T, target, pool_c, order,
                             out[a])
 
 
