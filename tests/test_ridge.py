@@ -133,6 +133,20 @@ def test_classifier_accuracy_selection_matches_brute_force(fit_intercept):
     assert model.selection_ == "accuracy"
 
 
+@pytest.mark.parametrize("fit_intercept", [False, True])
+def test_validation_errors_from_rows_equal_those_from_moments(fit_intercept):
+    # Scored by accuracy, the validation rows give the squared errors too; by squared error they come from the
+    # validation moments alone.  The two are the same sums (rounding apart), in float32 features as well.
+    F, labels = _classification_data(7, n=300, d=9, C=4)
+    lambdas = np.logspace(-3, 3, 13)
+    for dtype in (np.float64, np.float32):
+        rows = RidgeClassifier(lambdas, seed=5, fit_intercept=fit_intercept).fit(F.astype(dtype), labels)
+        moments = RidgeClassifier(lambdas, seed=5, fit_intercept=fit_intercept,
+                                  selection="squared_error").fit(F.astype(dtype), labels)
+        assert (rows.selection_, moments.selection_) == ("accuracy", "squared_error")
+        np.testing.assert_allclose(rows.validation_squared_errors_, moments.validation_squared_errors_, rtol=1e-9)
+
+
 def test_lambda_is_on_the_full_training_scale():
     # The model fitted on the training part for a grid value lam uses the penalty lam * n_part / n (same
     # regularisation per sample as lam on the full set): check the score of one grid value against that formula.
