@@ -119,7 +119,7 @@ def main(argv=None):
         acc = float(np.mean(clf.predict(Ft) == yt))
         t_ridge = time.perf_counter() - t0
         print(f"{m:6d} {L:>2s} {q:>2s} {padding:>7s} {ff + '/' + fl:>5s} {sk.degree:6d} {sk.pixel_dim_:9d} "
-              f"{sk.patch_sketch:>11s} {acc:9.3f} {'cached' if t_feat is None else f'{t_feat:.1f}':>10s} "
+              f"{sk.patch_sketch:>11s} {acc:9.4f} {'cached' if t_feat is None else f'{t_feat:.1f}':>10s} "
               f"{t_ridge:8.1f} {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20:11.2f}", flush=True)
     load_avg = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"load average at end {load_avg:.1f}")
