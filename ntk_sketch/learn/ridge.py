@@ -447,7 +447,7 @@ class _FeatureRidge(BaseEstimator):
             use_acc = False
         if use_acc and validation_rows is not None:
             # The rows are read anyway: their squared errors come with the accuracies, and the validation Gram
-            # never has to be turned into the eigenbasis (two D^3 products, a fifth of the fit at D = 16384).
+            # never has to be turned into the eigenbasis (two D x D x D matrix products).
             scores, sse = self._validation_accuracy(validation_rows, V, coefs, classes)
         else:
             sse = self._moment_sse(V, coefs, va, Bv, sum_yv, sq_yv)
