@@ -47,11 +47,11 @@ Streaming
 ---------
 ``fit_stream(chunks)`` takes an iterable of ``(F_chunk, y_chunk)`` and accumulates, separately for the training and
 validation parts, ``F^T F``, ``F^T Y``, the column sums and the target moments in float64: memory is O(D^2 + D k),
-never O(n D). Validation squared errors follow exactly from these moments. Validation ACCURACY of a classifier needs
-the validation rows once more: pass a callable that returns a fresh iterable (the stream is then read twice; the
-validation squared errors then come from those rows too, and the validation ``F^T F`` is not projected on the
-eigenbasis: two D^3 products saved) or use ``selection='squared_error'``. ``partial_fit`` / ``finalize`` are the
-same accumulation one chunk at a time. The two accumulators are ``RidgeMoments`` (``ridge_moments.py``), whose
+never O(n D).  Validation squared errors follow exactly from these moments.  Validation ACCURACY of a classifier
+needs the validation rows once more: pass a callable that returns a fresh iterable (the stream is then read twice;
+the validation squared errors then come from those rows too, and the validation ``F^T F`` is not projected on the
+eigenbasis: two D^3 products saved) or use ``selection='squared_error'``.  ``partial_fit`` / ``finalize`` are the
+same accumulation one chunk at a time.  The two accumulators are ``RidgeMoments`` (``ridge_moments.py``), whose
 ``merged`` combines blocks in any order; ``fit_moments(train, validation)`` fits from moments reduced elsewhere
 (e.g. in parallel), scoring accuracy, if asked, through a ``count_correct`` callable that runs where the validation
 rows are.
