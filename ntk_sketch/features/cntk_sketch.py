@@ -769,7 +769,12 @@ class CNTKSketch(TransformerMixin, BaseEstimator):
         about 1.5x faster and enough at m <= 4096 with q = 3, but at q = 4 its median sketch error was 0.032 at
         m = 4096 against 0.017 at degree 5.  These
         figures: ``python benchmarks/bench_cntk_sketch.py --threads 2 --filter-size 4 --n-error 100 --m 4096
-        --seeds 3 --skip-speed --degree D [--polynomial fit]`` (floor and sketch error).
+        --seeds 3 --skip-speed --degree D [--polynomial fit]`` (floor and sketch error).  For the most accurate
+        kernel at large m, pass degree=16: its lower floor lets the sketch's error keep falling, median 0.0128
+        at m = 4096 and 0.0093 at m = 16384 (pixel_dim 512 and 1024) against 0.0183 and 0.0149 at degree 5, at
+        3-3.5x the time per image (same setting, 5 seeds: ``python benchmarks/bench_cntk_sketch.py --threads 1
+        --filter-size 4 --n-error 100 --m 4096 16384 --seeds 5 --skip-speed --degree 16 --versus degree=5``).
+        Degree 12 did not help there (0.0158 at m = 16384), so the gain is not monotone in the degree.
     polynomial : {'data', 'fit', 'taylor'} or (P0_list, P1_list), default 'data'
         'data' (needs images in ``fit``): per-layer polynomials fitted to the exact CNTK-GAP on
         ``polynomial_images`` of the images given to ``fit``, each layer on the cosines it actually sees and the
