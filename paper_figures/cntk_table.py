@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ntk_sketch import CNNGradRF, CNTKSketch, cntk_kernel
-from ntk_sketch.features.cntk_sketch import default_pixel_dim
+from ntk_sketch.features.cntk_sketch import default_patch_sketch, default_pixel_dim
 
 from . import _common as c
 
@@ -95,12 +95,16 @@ def run(ctx):
     matches = gap >= -se2 - 1e-12
     ext = numbers["big/extrapolated_speedup"]
     faster = speedup > 1
-    sk = {"degree": 3, "pixel_dim": default_pixel_dim(m), "polynomial": "data"}
-    sk.update(cfg["sketch"])
+    # the caption names what the sketch ran with: its own defaults where cfg["sketch"] leaves them
+    sk = CNTKSketch(L, m, **cfg["sketch"]).get_params()
+    if sk["pixel_dim"] is None:
+        sk["pixel_dim"] = default_pixel_dim(m)
+    if sk["patch_sketch"] == "auto":
+        sk["patch_sketch"] = default_patch_sketch(sk["pixel_dim"])
     caption = (
         f"{label} stands in for CIFAR-10 ({c.SUBSTITUTES['cifar10']}). CNTK-GAP, L = {L} layers of 3 x 3 'valid' "
         f"convolutions, first and last layer fixed; CNTKSketch m = {m} (degree {sk['degree']}, pixel_dim "
-        f"{sk['pixel_dim']}, '{sk['polynomial']}' polynomials), CNN GradRF at the nearest achievable dimension (its width "
+        f"{sk['pixel_dim']}, '{sk['polynomial']}' polynomials, '{sk['patch_sketch']}' patches), CNN GradRF at the nearest achievable dimension (its width "
         f"{CNNGradRF(L, m, fix_first=True, fix_last=True).fit(X[:1]).width_}). Exact kernel: {ne} training / {nt} "
         f"test images ({pairs:.0f} pairs, {1e3 * per_pair:.1f} ms per pair on this machine). Times: features = "
         f"feature map (or exact kernel matrices), fit = ridge with lambda chosen on a validation split of the "

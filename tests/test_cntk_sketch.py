@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from ntk_sketch.kernels.cntk_exact import cntk_kernel
 import ntk_sketch.features.cntk_sketch as cntk_sketch_module
-from ntk_sketch.features.cntk_sketch import CNTKSketch
+from ntk_sketch.features.cntk_sketch import CNTKSketch, default_patch_sketch
 from ntk_sketch.kernels.polynomials import arccos_polynomials, polynomial_ntk_cosine_kernel
 from naive import cntk_sketch_naive
 
@@ -280,6 +280,25 @@ def test_signed_sum_shifts_spread_the_exact_constants():
         grams = _gram_over_seeds(X, 12, depth=L, n_components=8192, filter_size=3, padding="same", degree=2,
                                  polynomial=_poly(L, P0, P1), pixel_dim=256, patch_sketch=patch_sketch)
         assert np.median([_rel(g, K) for g in grams]) < 0.08, patch_sketch
+
+
+def test_auto_patch_sketch_is_signed_sum_up_to_pixel_dim_512():
+    """patch_sketch='auto' (the default) draws the same tables, hence the same features, as the compression it
+    names: 'signed_sum' for pixel_dim <= 512, 'countsketch' above (default_patch_sketch)."""
+    X = _images(3, 6, 6, 1, 4)
+    for d, expected in ((16, "signed_sum"), (512, "signed_sum"), (513, "countsketch")):
+        assert default_patch_sketch(d) == expected
+    for d, expected in ((16, "signed_sum"), (520, "countsketch")):
+        kw = dict(depth=2, n_components=64, degree=2, pixel_dim=d, seed=3)
+        auto = CNTKSketch(**kw).fit(X)
+        assert auto.patch_sketch == "auto" and auto.patch_sketch_ == expected
+        named = CNTKSketch(patch_sketch=expected, **kw).fit(X)
+        other = CNTKSketch(patch_sketch="srht", **kw).fit(X)
+        assert named.patch_sketch_ == expected
+        np.testing.assert_array_equal(auto.transform(X), named.transform(X))
+        assert not np.array_equal(auto.transform(X), other.transform(X))
+    # the default n_components = 4096 has pixel_dim 512: the signed sum
+    assert CNTKSketch(depth=2, degree=2, seed=0).fit(X).patch_sketch_ == "signed_sum"
 
 
 @given(seed=st.integers(0, 2 ** 31 - 1), c=st.floats(0.01, 100.0), q=st.integers(1, 3),
