@@ -104,7 +104,8 @@ def run(ctx):
     caption = (
         f"{label} stands in for CIFAR-10 ({c.SUBSTITUTES['cifar10']}). CNTK-GAP, L = {L} layers of 3 x 3 'valid' "
         f"convolutions, first and last layer fixed; CNTKSketch m = {m} (degree {sk['degree']}, pixel_dim "
-        f"{sk['pixel_dim']}, '{sk['polynomial']}' polynomials, '{sk['patch_sketch']}' patches), CNN GradRF at the nearest achievable dimension (its width "
+        f"{sk['pixel_dim']}, '{sk['polynomial']}' polynomials, '{sk['patch_sketch']}' patches), CNN GradRF at the "
+        f"nearest achievable dimension (its width "
         f"{CNNGradRF(L, m, fix_first=True, fix_last=True).fit(X[:1]).width_}). Exact kernel: {ne} training / {nt} "
         f"test images ({pairs:.0f} pairs, {1e3 * per_pair:.1f} ms per pair on this machine). Times: features = "
         f"feature map (or exact kernel matrices), fit = ridge with lambda chosen on a validation split of the "
