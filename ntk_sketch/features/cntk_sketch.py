@@ -129,9 +129,9 @@ def default_patch_sketch(pixel_dim):
     neighbours instead of averaging over them, which costs accuracy only once that error is the largest left.
     Measured (Fashion-MNIST, 100 test images, median relative error of 5 seeds, images per second of the same
     transforms in one run): L = 3, 3x3 'valid', m = 4096, pixel_dim 512: 0.0271 (range 0.019-0.031) at 12.7
-    images/s against the CountSketch's 0.0290 (0.014-0.052) at 9.3 (a loaded machine); L = 3, 4x4 'valid': equal within the seeds'
-    spread at pixel_dim 256 and 512 at 1.8-1.9x the images per second, but 0.023 against 0.015 at
-    m = 16384, pixel_dim 1024 (``python benchmarks/bench_cntk_sketch.py --threads 2 [--filter-size 4]
+    images/s against the CountSketch's 0.0290 (0.014-0.052) at 9.3 (a loaded machine); L = 3, 4x4 'valid':
+    equal within the seeds' spread at pixel_dim 256 and 512 at 1.8-1.9x the images per second, but 0.023
+    against 0.015 at m = 16384, pixel_dim 1024 (``python benchmarks/bench_cntk_sketch.py --threads 2 [--filter-size 4]
     --n-error 100 --m M --seeds 5 --skip-speed --patch-sketch countsketch --versus patch_sketch=signed_sum``).
     """
     return "signed_sum" if int(pixel_dim) <= 512 else "countsketch"
