@@ -11,7 +11,6 @@ from __future__ import annotations
 import numpy as np
 
 from ntk_sketch import CNNGradRF, CNTKSketch, cntk_kernel
-from ntk_sketch.features.cntk_sketch import default_patch_sketch, default_pixel_dim
 
 from . import _common as c
 
@@ -95,12 +94,9 @@ def run(ctx):
     matches = gap >= -se2 - 1e-12
     ext = numbers["big/extrapolated_speedup"]
     faster = speedup > 1
-    # the caption names what the sketch ran with: its own defaults where cfg["sketch"] leaves them
-    sk = CNTKSketch(L, m, **cfg["sketch"]).get_params()
-    if sk["pixel_dim"] is None:
-        sk["pixel_dim"] = default_pixel_dim(m)
-    if sk["patch_sketch"] == "auto":
-        sk["patch_sketch"] = default_patch_sketch(sk["pixel_dim"])
+    # the caption names what the sketch ran with: fitted on the image shape, it resolves its own defaults
+    fitted = CNTKSketch(L, m, **cfg["sketch"]).fit(X.shape[1:])
+    sk = dict(fitted.get_params(), pixel_dim=fitted.pixel_dim_, patch_sketch=fitted.patch_sketch_)
     caption = (
         f"{label} stands in for CIFAR-10 ({c.SUBSTITUTES['cifar10']}). CNTK-GAP, L = {L} layers of 3 x 3 'valid' "
         f"convolutions, first and last layer fixed; CNTKSketch m = {m} (degree {sk['degree']}, pixel_dim "
