@@ -35,7 +35,7 @@ import time
 
 import numpy as np
 
-from ntk_sketch import CNTKSketch, RidgeClassifier, datasets
+from ntk_sketch import CNTKSketch, RidgeClassifier, datasets, fit_stream_lean
 
 DEFAULT_GRID = ("3,3,valid,1,1;3,4,valid,1,1;3,3,same,1,1;3,4,same,1,1;3,5,same,1,1;4,3,same,1,1;5,3,same,1,1;"
                 "6,3,same,1,1;8,3,same,1,1;5,4,same,1,1;5,3,same,0,0;5,3,same,1,0")
@@ -61,14 +61,57 @@ def features(sk, X, batch=250):
                            for i in range(0, X.shape[0], batch)])
 
 
-def cached_features(cache, key, sk, X, Xt):
-    """(F, Ft, seconds or None): from ``cache`` when both files are there, else computed (and stored if cache)."""
+def features_to_file(sk, X, path, batch=250):
+    """Write the float32 features of X to the .npy file ``path`` batch by batch: only one batch is ever in memory.
+
+    The batches go through an ordinary file handle (not a memory map), so they do not count in the resident memory.
+    """
+    mm = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(X.shape[0], sk.n_components))
+    offset = mm.offset
+    del mm
+    with open(path, "r+b") as f:
+        f.seek(offset)
+        for i in range(0, X.shape[0], batch):
+            f.write(np.ascontiguousarray(sk.transform(X[i:i + batch]), dtype=np.float32).tobytes())
+
+
+def npy_row_chunks(path, y, batch=2048):
+    """A re-iterable stream of (rows, labels) read from the .npy file ``path`` with ordinary reads (no memory map,
+    so the rows read do not stay resident)."""
+    mm = np.load(path, mmap_mode="r")
+    shape, offset = mm.shape, mm.offset
+    del mm
+
+    def stream():
+        with open(path, "rb") as f:
+            f.seek(offset)
+            for i in range(0, shape[0], batch):
+                rows = min(batch, shape[0] - i)
+                yield np.fromfile(f, dtype=np.float32, count=rows * shape[1]).reshape(rows, shape[1]), y[i:i + rows]
+
+    return stream
+
+
+def cached_features(cache, key, sk, X, Xt, *, in_memory=True):
+    """(F, Ft, seconds or None): from ``cache`` when both files are there, else computed (and stored if cache).
+
+    With ``in_memory=False`` (a cache is then needed) F and Ft are the two file paths: the features go to disk
+    batch by batch and are never held whole.
+    """
     if cache:
         paths = [os.path.join(cache, f"{key}_{part}.npy") for part in ("train", "test")]
         if all(os.path.exists(p) for p in paths):
+            if not in_memory:
+                return paths[0], paths[1], None
             return np.load(paths[0]), np.load(paths[1]), None
     t0 = time.perf_counter()
     sk.fit(X)
+    if not in_memory:
+        os.makedirs(cache, exist_ok=True)
+        for p, A in zip(paths, (X, Xt)):
+            features_to_file(sk, A, p + ".part")
+            os.replace(p + ".part", p)   # a killed run leaves no file that looks complete
+        return paths[0], paths[1], time.perf_counter() - t0
     F, Ft = features(sk, X), features(sk, Xt)
     seconds = time.perf_counter() - t0
     if cache:
@@ -86,7 +129,15 @@ def main(argv=None):
     ap.add_argument("--n-test", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--feature-cache", metavar="DIR", help="store the features here and reuse them on a later run")
+    ap.add_argument("--lean", action="store_true",
+                    help="never hold the features whole (they go to --feature-cache batch by batch) and fit the ridge "
+                         "with fit_stream_lean (one D x D matrix in memory): for m = 32768 on the full data")
+    ap.add_argument("--lambda-search", choices=("grid", "coarse_to_fine"), default="grid",
+                    help="with --lean: every lam of the ridge's grid, or every third and then the best's neighbours")
+    ap.add_argument("--features-only", action="store_true", help="compute (and cache) the features, fit no ridge")
     args = ap.parse_args(argv)
+    if (args.lean or args.features_only) and not args.feature_cache:
+        ap.error("--lean and --features-only need --feature-cache DIR (where the features are written)")
     X, y, Xt, yt, source = load(args.n_train, args.n_test)
     load_avg = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"{source}: {X.shape[0]} train / {Xt.shape[0]} test images, "
@@ -111,12 +162,21 @@ def main(argv=None):
                         fix_last=fl == "1", seed=args.seed, **extra)
         key = (f"L{L}_q{q}_{padding}_fix{ff}{fl}_deg{sk.degree}_pd{extra.get('pixel_dim', 'auto')}_{sk.patch_sketch}"
                f"_m{m}_seed{args.seed}_n{X.shape[0]}_{Xt.shape[0]}")
-        F, Ft, t_feat = cached_features(args.feature_cache, key, sk, X, Xt)
+        F, Ft, t_feat = cached_features(args.feature_cache, key, sk, X, Xt, in_memory=not (args.lean or args.features_only))
         if t_feat is None:   # the map was not fitted: its pixel_dim_ comes from a fit on a few images
             sk.fit(X[:2])
         t0 = time.perf_counter()
-        clf = RidgeClassifier(seed=args.seed).fit(F, y)
-        acc = float(np.mean(clf.predict(Ft) == yt))
+        if args.features_only:
+            acc = float("nan")
+        elif args.lean:
+            clf = fit_stream_lean(RidgeClassifier(seed=args.seed), npy_row_chunks(F, y),
+                                  lambda_search=args.lambda_search)
+            print(f"  lean ridge: {len(clf.lambdas_)} lams evaluated, best {clf.best_lambda_:.4g}; validation accuracy "
+                  + " ".join(f"{lam:.3g}:{s:.4f}" for lam, s in zip(clf.lambdas_, clf.validation_scores_)), flush=True)
+            acc = float(np.mean(np.concatenate([clf.predict(Fc) for Fc, _ in npy_row_chunks(Ft, yt)()]) == yt))
+        else:
+            clf = RidgeClassifier(seed=args.seed).fit(F, y)
+            acc = float(np.mean(clf.predict(Ft) == yt))
         t_ridge = time.perf_counter() - t0
         print(f"{m:6d} {L:>2s} {q:>2s} {padding:>7s} {ff + '/' + fl:>5s} {sk.degree:6d} {sk.pixel_dim_:9d} "
               f"{sk.patch_sketch:>11s} {acc:9.4f} {'cached' if t_feat is None else f'{t_feat:.1f}':>10s} "

@@ -65,6 +65,7 @@ from .learn import (
     RidgeClassifier,
     RidgeMoments,
     RidgeRegressor,
+    fit_stream_lean,
 )
 from .metrics import (
     entrywise_error_quantiles,

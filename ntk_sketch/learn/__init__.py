@@ -8,6 +8,7 @@ from .mlp import MLPClassifier, MLPRegressor
 from .nystrom import NystromFeatures
 from .kernel_ridge import KernelRidgeClassifier, KernelRidgeRegressor
 from .ridge import RidgeClassifier, RidgeRegressor, default_relative_lambdas, feature_chunks
+from .ridge_lean import fit_stream_lean
 from .ridge_moments import RidgeMoments, validation_mask
 
 __all__ = [
@@ -21,5 +22,6 @@ __all__ = [
     "RidgeMoments",
     "default_relative_lambdas",
     "feature_chunks",
+    "fit_stream_lean",
     "validation_mask",
 ]

@@ -55,6 +55,10 @@ same accumulation one chunk at a time.  The two accumulators are ``RidgeMoments`
 ``merged`` combines blocks in any order; ``fit_moments(train, validation)`` fits from moments reduced elsewhere
 (e.g. in parallel), scoring accuracy, if asked, through a ``count_correct`` callable that runs where the validation
 rows are.
+
+Where the two D x D accumulators and the eigendecomposition do not fit in memory (D = 32768: 8.6 GB per matrix),
+``fit_stream_lean`` (``ridge_lean.py``) gives the same fit holding one D x D matrix, at one Cholesky factorisation
+per lam.
 """
 from __future__ import annotations
 

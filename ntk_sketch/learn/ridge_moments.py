@@ -75,6 +75,9 @@ class RidgeMoments:
     True
     """
 
+    # A subclass that keeps F^T F elsewhere sets this False (ridge_lean.py: the D x D matrix is its own).
+    _keep_gram = True
+
     def __init__(self, classification=False):
         if not isinstance(classification, (bool, np.bool_)):
             raise TypeError(f"classification must be True or False; got {classification!r}.")
@@ -98,7 +101,7 @@ class RidgeMoments:
     def _ensure(self, d):
         if self.n_features is None:
             self.n_features = int(d)
-            self.gram = np.zeros((d, d))
+            self.gram = np.zeros((d, d)) if self._keep_gram else None
             self.col_sum = np.zeros(d)
         elif d != self.n_features:
             raise ValueError(
@@ -138,7 +141,8 @@ class RidgeMoments:
 
     def _add_rows(self, F, y):
         self.n_rows += F.shape[0]
-        gram(F, out=self.gram)      # F^T F in blocks the bundled OpenBLAS survives (ntk_sketch/_linalg.py)
+        if self._keep_gram:
+            gram(F, out=self.gram)  # F^T F in blocks the bundled OpenBLAS survives (ntk_sketch/_linalg.py)
         self.col_sum += F.sum(axis=0)
         if self.classification:
             labels, inverse = np.unique(y, return_inverse=True)
