@@ -134,6 +134,9 @@ def main(argv=None):
                          "with fit_stream_lean (one D x D matrix in memory): for m = 32768 on the full data")
     ap.add_argument("--lambda-search", choices=("grid", "coarse_to_fine"), default="grid",
                     help="with --lean: every lam of the ridge's grid, or every third and then the best's neighbours")
+    ap.add_argument("--lambda-min", type=float, default=1e-8,
+                    help="with --lean: the smallest lam of the grid relative to trace(F^T F) (three per decade up to "
+                         "1; the ridge's default grid starts at 1e-8)")
     ap.add_argument("--features-only", action="store_true", help="compute (and cache) the features, fit no ridge")
     args = ap.parse_args(argv)
     if (args.lean or args.features_only) and not args.feature_cache:
@@ -169,8 +172,13 @@ def main(argv=None):
         if args.features_only:
             acc = float("nan")
         elif args.lean:
-            clf = fit_stream_lean(RidgeClassifier(seed=args.seed), npy_row_chunks(F, y),
-                                  lambda_search=args.lambda_search)
+            stream = npy_row_chunks(F, y)
+            lambdas = None
+            if args.lambda_min != 1e-8:   # the default grid, extended down: trace(F^T F) (no intercept) times it
+                trace = sum(float(np.einsum("ij,ij->", Fc, Fc, dtype=np.float64)) for Fc, _ in stream())
+                lambdas = trace * np.logspace(np.log10(args.lambda_min), 0.0,
+                                              int(round(-3 * np.log10(args.lambda_min))) + 1)
+            clf = fit_stream_lean(RidgeClassifier(lambdas, seed=args.seed), stream, lambda_search=args.lambda_search)
             print(f"  lean ridge: {len(clf.lambdas_)} lams evaluated, best {clf.best_lambda_:.4g}; validation accuracy "
                   + " ".join(f"{lam:.3g}:{s:.4f}" for lam, s in zip(clf.lambdas_, clf.validation_scores_)), flush=True)
             acc = float(np.mean(np.concatenate([clf.predict(Fc) for Fc, _ in npy_row_chunks(Ft, yt)()]) == yt))
