@@ -24,6 +24,15 @@ A configuration is ``depth,filter_size,padding,fix_first,fix_last[,degree[,pixel
 --feature-cache DIR keeps each row's train and test features in DIR (float32 .npy files named by the configuration,
 m, seed and sizes) and reads them back on a later run instead of recomputing them, whose features time column then
 says 'cached': a ridge can be re-run on features that took most of an hour to make.
+
+--lean is for feature dimensions whose features or D x D matrices do not fit in memory (m = 32768 on the full data:
+9.2 GB of float32 features, 8.6 GB per float64 D x D matrix): the features go to --feature-cache batch by batch and
+are read back in row blocks, and the ridge is ``fit_stream_lean`` (one D x D matrix; the same split, grid and
+selection as RidgeClassifier).  --lambda-search coarse_to_fine evaluates every third lam of the grid and then the
+best one's neighbours; --lambda-min extends the grid below the default trace(F^T F) * 1e-8.
+
+    python benchmarks/bench_cntk_architectures.py --configs "3,5,same,1,1,3,128,signed_sum" --m 32768 \
+        --n-train 60000 --n-test 10000 --lean --lambda-search coarse_to_fine --lambda-min 1e-11 --feature-cache DIR
 """
 from __future__ import annotations
 
@@ -141,6 +150,8 @@ def main(argv=None):
     args = ap.parse_args(argv)
     if (args.lean or args.features_only) and not args.feature_cache:
         ap.error("--lean and --features-only need --feature-cache DIR (where the features are written)")
+    if not args.lean and (args.lambda_search != "grid" or args.lambda_min != 1e-8):
+        ap.error("--lambda-search and --lambda-min set the lean ridge: add --lean")
     X, y, Xt, yt, source = load(args.n_train, args.n_test)
     load_avg = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"{source}: {X.shape[0]} train / {Xt.shape[0]} test images, "
@@ -165,7 +176,8 @@ def main(argv=None):
                         fix_last=fl == "1", seed=args.seed, **extra)
         key = (f"L{L}_q{q}_{padding}_fix{ff}{fl}_deg{sk.degree}_pd{extra.get('pixel_dim', 'auto')}_{sk.patch_sketch}"
                f"_m{m}_seed{args.seed}_n{X.shape[0]}_{Xt.shape[0]}")
-        F, Ft, t_feat = cached_features(args.feature_cache, key, sk, X, Xt, in_memory=not (args.lean or args.features_only))
+        on_disk = args.lean or args.features_only
+        F, Ft, t_feat = cached_features(args.feature_cache, key, sk, X, Xt, in_memory=not on_disk)
         if t_feat is None:   # the map was not fitted: its pixel_dim_ comes from a fit on a few images
             sk.fit(X[:2])
         t0 = time.perf_counter()

@@ -117,7 +117,8 @@ def _assert_same_fit(lean, ref):
                                                                           ref.n_features_in_)
     scale = np.abs(ref.coef_).max()
     np.testing.assert_allclose(lean.coef_, ref.coef_, rtol=0, atol=1e-9 * scale)
-    np.testing.assert_allclose(lean.intercept_, ref.intercept_, rtol=0, atol=1e-9 * max(1.0, np.abs(ref.intercept_).max()))
+    b_scale = max(1.0, np.abs(ref.intercept_).max())
+    np.testing.assert_allclose(lean.intercept_, ref.intercept_, rtol=0, atol=1e-9 * b_scale)
     assert np.shape(lean.coef_) == np.shape(ref.coef_) and np.shape(lean.intercept_) == np.shape(ref.intercept_)
 
 
