@@ -269,10 +269,8 @@ def fit_stream_lean(estimator, chunks, *, lambda_search="grid"):
     masks = []
     for Fc, yc in _pairs(chunks()):
         F = _check_rows(Fc, "F_chunk", allow_empty_rows=True)
-        # checked here for the error message; RidgeMoments.add keeps a regressor's 1-d targets 1-d
+        # a regressor's targets are checked by RidgeMoments.add, which keeps 1-d targets 1-d
         y = _check_labels(yc, F.shape[0]) if classification else np.asarray(yc)
-        if not classification:
-            _check_regression_targets(y, F.shape[0])
         if A is None:
             d = F.shape[1]
             A = np.zeros((d, d))
