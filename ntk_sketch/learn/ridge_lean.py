@@ -66,20 +66,6 @@ class _Sums(RidgeMoments):
 
 # ------------------------------------------------------------------------------------------ triangle kernels
 @njit(cache=True)
-def _mirror_lower_to_upper(A, diag):
-    """``A[i, j] = A[j, i]`` for ``i < j`` and ``A[i, i] = diag[i]``: the upper triangle refilled from the lower."""
-    n = A.shape[0]
-    b = 64   # square tiles, so the strided reads of A[j, i] stay in cache
-    for i0 in range(0, n, b):
-        for j0 in range(i0, n, b):
-            for i in range(i0, min(i0 + b, n)):
-                for j in range(max(j0, i + 1), min(j0 + b, n)):
-                    A[i, j] = A[j, i]
-    for i in range(n):
-        A[i, i] = diag[i]
-
-
-@njit(cache=True)
 def _add_lower_to_upper(A):
     """``A[i, j] += A[j, i]`` for ``i < j``."""
     n = A.shape[0]
@@ -118,6 +104,13 @@ def _add_rank1_lower(A, c, u):
         cu = c * u[i]
         for j in range(i + 1):
             A[i, j] += cu * u[j]
+
+
+def _mirror_lower_to_upper(A, diag):
+    """``A[i, j] = A[j, i]`` for ``i < j`` and ``A[i, i] = diag[i]``: the upper triangle refilled from the lower."""
+    _zero_upper(A)
+    _add_lower_to_upper(A)
+    A[np.diag_indices(A.shape[0])] = diag
 
 
 # -------------------------------------------------------------------------------------------- blocked algebra
@@ -337,13 +330,12 @@ def fit_stream_lean(estimator, chunks, *, lambda_search="grid"):
     else:
         _select(estimator, A, diag_t, B_t, sum_yt, col_t, n_t, n, lambdas, lambda_search, chunks, masks,
                 classes, k, sq_yv, sum_yv, n_v, fit_intercept, selection, G_abs_max)
-        # ---- the validation rows' F^T F into the (zeroed) upper triangle
-        _zero_upper(A)
+    # ---- the system of all rows in the upper triangle: G_v (no rows when lam is fixed) + G_t, centred by the mean
+    # of all rows, + lam I
+    _zero_upper(A)
+    if not fixed:
         for Fv, _ in _validation_chunks(chunks, masks, d):
             _add_gram_triangle(A, Fv, upper=True)
-    # ---- the system of all rows in the upper triangle: G_t + G_v (centred by the mean of all rows) + lam I
-    if fixed:
-        _zero_upper(A)
     _add_lower_to_upper(A)
     A[np.diag_indices(d)] += diag_t
     if fit_intercept:
