@@ -29,10 +29,12 @@ says 'cached': a ridge can be re-run on features that took most of an hour to ma
 9.2 GB of float32 features, 8.6 GB per float64 D x D matrix): the features go to --feature-cache batch by batch and
 are read back in row blocks, and the ridge is ``fit_stream_lean`` (one D x D matrix; the same split, grid and
 selection as RidgeClassifier).  --lambda-search coarse_to_fine evaluates every third lam of the grid and then the
-best one's neighbours; --lambda-min extends the grid below the default trace(F^T F) * 1e-8.
+best one's neighbours; --lambda-min L replaces the ridge's default grid (trace(F^T F) * logspace(-11, 0, 34), F centred)
+by trace(F^T F) * logspace(log10 L, 0), three per decade, F not centred (the grid of the README's rows measured when
+the default grid stopped at 1e-8: "--lambda-min 1e-11" there).
 
     python benchmarks/bench_cntk_architectures.py --configs "3,5,same,1,1,3,128,signed_sum" --m 32768 \
-        --n-train 60000 --n-test 10000 --lean --lambda-search coarse_to_fine --lambda-min 1e-11 --feature-cache DIR
+        --n-train 60000 --n-test 10000 --lean --lambda-search coarse_to_fine --feature-cache DIR
 """
 from __future__ import annotations
 
@@ -143,14 +145,14 @@ def main(argv=None):
                          "with fit_stream_lean (one D x D matrix in memory): for m = 32768 on the full data")
     ap.add_argument("--lambda-search", choices=("grid", "coarse_to_fine"), default="grid",
                     help="with --lean: every lam of the ridge's grid, or every third and then the best's neighbours")
-    ap.add_argument("--lambda-min", type=float, default=1e-8,
-                    help="with --lean: the smallest lam of the grid relative to trace(F^T F) (three per decade up to "
-                         "1; the ridge's default grid starts at 1e-8)")
+    ap.add_argument("--lambda-min", type=float, default=None,
+                    help="with --lean: instead of the ridge's default grid, lams from this times trace(F^T F) (F not "
+                         "centred) up to the trace, three per decade")
     ap.add_argument("--features-only", action="store_true", help="compute (and cache) the features, fit no ridge")
     args = ap.parse_args(argv)
     if (args.lean or args.features_only) and not args.feature_cache:
         ap.error("--lean and --features-only need --feature-cache DIR (where the features are written)")
-    if not args.lean and (args.lambda_search != "grid" or args.lambda_min != 1e-8):
+    if not args.lean and (args.lambda_search != "grid" or args.lambda_min is not None):
         ap.error("--lambda-search and --lambda-min set the lean ridge: add --lean")
     X, y, Xt, yt, source = load(args.n_train, args.n_test)
     load_avg = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
@@ -186,7 +188,7 @@ def main(argv=None):
         elif args.lean:
             stream = npy_row_chunks(F, y)
             lambdas = None
-            if args.lambda_min != 1e-8:   # the default grid, extended down: trace(F^T F) (no intercept) times it
+            if args.lambda_min is not None:   # trace(F^T F) (F not centred) times a grid from lambda_min to 1
                 trace = sum(float(np.einsum("ij,ij->", Fc, Fc, dtype=np.float64)) for Fc, _ in stream())
                 lambdas = trace * np.logspace(np.log10(args.lambda_min), 0.0,
                                               int(round(-3 * np.log10(args.lambda_min))) + 1)

@@ -380,3 +380,28 @@ def ntk_random_features_naive(rf, x):
             parts.append(np.sqrt(0.5 / k) * srht_naive(tab.signs1, rf.linear_rows_[h], 1.0, tab.n_pad1, z_ntk))
         z_nngp, z_ntk = relu, np.concatenate(parts)
     return z_ntk
+
+
+def ridge_rounding_rtol(lambdas, trace, n_train, n_validation):
+    """Bound on the relative difference between two solvers' validation squared errors at each lam of a grid.
+
+    Each backward-stable solve of the training part's system ``G + lam' I`` (``lam' = lam * n_train / n``) errs by
+    about eps times its condition number, at most ``1 + trace / lam'``, with ``trace`` the full training set's
+    uncentred ``trace(F^T F)`` (or ``trace(K)``), which bounds the part's centred one; the library allows a factor
+    100 for the solvers' constants (``learn/_checks.py``), and two solvers each err by that.
+    """
+    n = n_train + n_validation
+    return 2 * 100 * np.finfo(np.float64).eps * (1.0 + trace * n / (np.asarray(lambdas) * n_train))
+
+
+def best_lambda_index_naive(scores, sq_errors, lambdas, rounding):
+    """The validation selection rule, point by point: the highest score (None: all points), then of the points whose
+    squared error could be the lowest within the rounding intervals ``sq * (1 +- rounding)``, the largest lambda."""
+    n = len(sq_errors)
+    cand = list(range(n)) if scores is None else [i for i in range(n) if scores[i] == max(scores)]
+    best = None
+    for i in cand:
+        could_be_lowest = all(sq_errors[i] * (1 - rounding[i]) <= sq_errors[j] * (1 + rounding[j]) for j in cand)
+        if could_be_lowest and (best is None or lambdas[i] > lambdas[best]):
+            best = i
+    return best

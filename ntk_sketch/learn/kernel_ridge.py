@@ -29,6 +29,7 @@ from ._checks import (
     _r2_pooled,
     _r2_score,
     _rmse,
+    _rounding_error,
     default_relative_lambdas,
 )
 
@@ -119,7 +120,9 @@ def _dual_ridge_unchecked(K, Y, labels, classes, lambdas, validation_fraction, s
                 scores[i] = -sse[i] / n_val
             else:
                 scores[i] = _r2_pooled(sse[i], np.sum(Yv**2, axis=0), Yv.sum(axis=0), n_val)
-        out.update(best_lambda_=float(grid[_best_index(scores, sse, grid)]), n_train_=n_tr, n_validation_=n_val,
+        rounding = _rounding_error(np.trace(Ktt_c), grid * (n_tr / n))
+        best = _best_index(scores if criterion == "accuracy" else None, sse, grid, rounding)
+        out.update(best_lambda_=float(grid[best]), n_train_=n_tr, n_validation_=n_val,
                    validation_scores_=scores, validation_squared_errors_=sse / n_val)
     mu_y = Y.mean(axis=0) if fit_intercept else np.zeros(Y.shape[1])
     out["alpha"] = solve_spd(Kc_full + out["best_lambda_"] * np.eye(n), Y - mu_y)
@@ -290,7 +293,7 @@ class KernelRidgeRegressor(RegressorMixin, _KernelRidge):
 
 class KernelRidgeClassifier(ClassifierMixin, _KernelRidge):
     """Exact kernel ridge classifier: targets one-hot minus 1/C, argmax prediction, ``lam`` chosen by validation
-    accuracy (ties broken by squared error).  ``fit_intercept`` defaults to False as in ``RidgeClassifier``."""
+    accuracy (ties broken by squared error, docs/math.md §8).  ``fit_intercept`` defaults to False as in ``RidgeClassifier``."""
 
     _classification = True
 

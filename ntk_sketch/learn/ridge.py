@@ -32,7 +32,7 @@ and the best ``lam`` is then used in (1) on the full training set.  (The authors
 ridge parameter by ``n`` twice and tuned it on a 1000-point subset (docs/math.md §9); here ``lam`` means exactly the
 coefficient in (1).)
 
-The default grid is relative to the data scale: ``lam = trace(F^T F) * logspace(-8, 0, 25)`` with ``F`` the
+The default grid is relative to the data scale: ``lam = trace(F^T F) * logspace(-11, 0, 34)`` with ``F`` the
 (centred, when ``fit_intercept``) full training features; ``trace(F^T F) = trace(K)`` for a kernel, so features
 that approximate a kernel get nearly the grid of exact kernel ridge, whatever their dimension ``D``.
 
@@ -81,6 +81,7 @@ from ._checks import (
     _r2_pooled,
     _r2_score,
     _rmse,
+    _rounding_error,
     default_relative_lambdas,
 )
 from .kernel_ridge import _dual_ridge
@@ -467,7 +468,8 @@ class _FeatureRidge(BaseEstimator):
             self.selection_ = "r2"
         self.validation_scores_ = scores
         self.validation_squared_errors_ = sse / va.n_rows
-        self.best_lambda_ = float(lambdas[_best_index(scores, sse, lambdas)])
+        rounding = _rounding_error(np.trace(Gt), lam_part)
+        self.best_lambda_ = float(lambdas[_best_index(scores if use_acc else None, sse, lambdas, rounding)])
 
     @staticmethod
     def _moment_sse(V, coefs, va, Bv, sum_yv, sq_yv):

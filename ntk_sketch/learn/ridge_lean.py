@@ -48,6 +48,7 @@ from ._checks import (
     _check_regression_targets,
     _check_rows,
     _r2_pooled,
+    _rounding_error,
     default_relative_lambdas,
 )
 from .ridge import _FeatureRidge, _require_finite
@@ -362,6 +363,7 @@ def _select(est, A, diag_t, B_t, sum_yt, col_t, n_t, n, lambdas, lambda_search, 
     else:
         mu_t, mu_yt, diag_tc, B_tc = np.zeros(A.shape[0]), np.zeros(k), diag_t, B_t
     lam_part = lambdas * (n_t / n)
+    rounding = _rounding_error(diag_tc.sum(), lam_part)
     use_acc = classification = classes is not None
     if classification and selection == "squared_error":
         use_acc = False
@@ -384,7 +386,7 @@ def _select(est, A, diag_t, B_t, sum_yt, col_t, n_t, n, lambdas, lambda_search, 
             else:
                 scores[i] = _r2_pooled(e_i[j], sq_yv, sum_yv, n_v)
         done = np.flatnonzero(~np.isnan(sse))
-        best = int(done[_best_index(scores[done], sse[done], lambdas[done])])
+        best = int(done[_best_index(scores[done] if use_acc else None, sse[done], lambdas[done], rounding[done])])
         todo = [i for i in (best - 1, best + 1) if 0 <= i < lambdas.size and np.isnan(sse[i])]
     if fit_intercept:
         _add_rank1_lower(A, float(n_t), mu_t)    # back to the raw training F^T F
