@@ -166,7 +166,8 @@ _ROUNDING_FACTOR = 100.0
 
 def _rounding_error(trace_part, lambdas_part):
     """Relative rounding error of the validation squared error at each penalty ``lambdas_part`` (upper bound)."""
-    return _ROUNDING_FACTOR * np.finfo(np.float64).eps * (1.0 + max(float(trace_part), 0.0) / np.asarray(lambdas_part))
+    condition = 1.0 + max(float(trace_part), 0.0) / np.asarray(lambdas_part)
+    return _ROUNDING_FACTOR * np.finfo(np.float64).eps * condition
 
 
 def _best_index(scores, sq_errors, lambdas, rounding):

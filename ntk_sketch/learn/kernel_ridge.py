@@ -293,7 +293,8 @@ class KernelRidgeRegressor(RegressorMixin, _KernelRidge):
 
 class KernelRidgeClassifier(ClassifierMixin, _KernelRidge):
     """Exact kernel ridge classifier: targets one-hot minus 1/C, argmax prediction, ``lam`` chosen by validation
-    accuracy (ties broken by squared error, docs/math.md §8).  ``fit_intercept`` defaults to False as in ``RidgeClassifier``."""
+    accuracy (ties broken by squared error, docs/math.md §8).  ``fit_intercept`` defaults to False as in
+    ``RidgeClassifier``."""
 
     _classification = True
 
